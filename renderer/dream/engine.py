@@ -1,0 +1,190 @@
+"""The dream itself: gradient ascent on an image, over an octave pyramid, optionally tiled.
+
+Images are float tensors (1,3,H,W), RGB in [0,1], on the model's device. Pure tensor code: no I/O.
+
+One *step* = jitter (random roll) -> gradient of the objective w.r.t. the image (whole frame or tiles)
+-> normalise by its mean absolute value (so `step_size` means "mean change per pixel, in [0,1] units"
+at every layer, model and resolution) -> ascend -> clamp to [0,1].
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .objectives import Objective
+
+#: Octaves smaller than this (shorter side, px) are skipped: the network sees almost nothing there.
+MIN_OCTAVE_SIDE = 48
+
+
+@dataclass(frozen=True)
+class DreamSettings:
+    """How hard and at which scales to dream.
+
+    Attributes:
+        steps: gradient steps per octave.
+        step_size: mean absolute change per pixel per step, in [0,1] image units.
+        octaves: number of scales; octave i is the image shrunk by ``octave_scale**i``.
+        octave_scale: ratio between consecutive octaves (> 1).
+        jitter: maximum random roll per step, in pixels (hides the network's grid artefacts).
+        tile: tile side in pixels for the gradient; 0 = automatic (from free memory), -1 = never tile.
+        tile_margin: context added around each tile (pixels), so tiled gradients match untiled ones.
+    """
+
+    steps: int = 10
+    step_size: float = 0.006
+    octaves: int = 4
+    octave_scale: float = 1.4
+    jitter: int = 32
+    tile: int = 0
+    tile_margin: int = 64
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (B,C,H,W) to size (h, w): antialiased when shrinking, bicubic when enlarging."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    shrinking = size[0] * size[1] < image.shape[-2] * image.shape[-1]
+    return F.interpolate(image, size=size, mode="bilinear" if shrinking else "bicubic",
+                         antialias=shrinking, align_corners=False)
+
+
+def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
+    """Sizes (h, w) from coarsest to finest (the last is (height, width))."""
+    sizes = []
+    for i in range(octaves):
+        h, w = round(height / scale**i), round(width / scale**i)
+        if i > 0 and min(h, w) < MIN_OCTAVE_SIDE:
+            break
+        sizes.append((h, w))
+    return sizes[::-1]
+
+
+@cache
+def _saved_bytes_per_pixel(model: nn.Module, layers: frozenset[str]) -> float:
+    """Bytes autograd keeps per input pixel for a forward to `layers` (measured once on 128x128)."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    device = next(model.parameters()).device
+    probe = torch.zeros(1, 3, 128, 128, device=device, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(probe, layers)
+    return total / (128 * 128)
+
+
+def _free_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def auto_tile(model: nn.Module, layers: frozenset[str], height: int, width: int, device: torch.device,
+              budget_fraction: float = 0.25, margin: int = 64) -> int | None:
+    """The tile side (px) that keeps the gradient's memory within `budget_fraction` of free memory,
+    or None when the whole frame fits. Tiles are multiples of 64 between 256 and 2048 px."""
+    per_pixel = 2.0 * _saved_bytes_per_pixel(model, layers)  # saved tensors + transient backward buffers
+    budget = budget_fraction * _free_memory(device)
+    if per_pixel * height * width <= budget:
+        return None
+    side = int((budget / per_pixel) ** 0.5) - 2 * margin
+    return max(256, min(2048, side // 64 * 64))
+
+
+def _spans(length: int, tile: int, offset: int) -> list[tuple[int, int]]:
+    """Cut [0, length) at offset + k*tile (0 <= offset < tile)."""
+    cuts = sorted({0, length, *range(offset, length, tile)})
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+#: Crops start on multiples of the networks' total stride, so every strided layer samples the same
+#: grid as it would on the whole frame (otherwise tiles see shifted, aliased features).
+ALIGN = 32
+
+
+def _aligned_span(start: int, stop: int, length: int) -> tuple[int, int]:
+    """Grow [start, stop) to start on a multiple of ALIGN with a size congruent to `length` modulo
+    ALIGN: then at every strided layer the crop has the frame's size parity, hence the same SAME
+    padding, and samples exactly the frame's grid."""
+    start = max(0, start) // ALIGN * ALIGN
+    size = stop - start + (length - (stop - start)) % ALIGN
+    return start, min(length, start + size)
+
+
+def objective_gradient(image: torch.Tensor, model: nn.Module, objective: Objective, tile: int | None = None,
+                       margin: int = 64, offset: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """d objective / d image, (1,3,H,W).
+
+    With `tile`, the frame is cut into tiles (grid shifted by `offset`) and each tile's gradient is
+    computed on the tile plus `margin` pixels of context, keeping only the tile's own pixels, so peak
+    memory depends on the tile size, not the frame. Each tile's objective (a mean over its positions)
+    is weighted by its share of the frame so the pieces add up to the whole frame's objective.
+    """
+    if tile is None:
+        x = image.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(objective(model(x, objective.layers)), x)
+        return grad
+    height, width = image.shape[-2:]
+    grad = torch.empty_like(image)
+    for y0, y1 in _spans(height, tile, offset[0] % tile):
+        for x0, x1 in _spans(width, tile, offset[1] % tile):
+            cy0, cy1 = _aligned_span(y0 - margin, y1 + margin, height)
+            cx0, cx1 = _aligned_span(x0 - margin, x1 + margin, width)
+            crop = image[..., cy0:cy1, cx0:cx1].detach().requires_grad_(True)
+            share = (cy1 - cy0) * (cx1 - cx0) / (height * width)
+            (g,) = torch.autograd.grad(share * objective(model(crop, objective.layers)), crop)
+            grad[..., y0:y1, x0:x1] = g[..., y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+    return grad
+
+
+def dream_step(image: torch.Tensor, model: nn.Module, objective: Objective, settings: DreamSettings,
+               generator: torch.Generator, tile: int | None = None) -> torch.Tensor:
+    """One jittered, normalised gradient-ascent step; returns the new (1,3,H,W) image in [0,1]."""
+    j = settings.jitter
+    dy, dx = (torch.randint(-j, j + 1, (2,), generator=generator).tolist() if j > 0 else (0, 0))
+    offset = tuple(torch.randint(0, 1 << 16, (2,), generator=generator).tolist())
+    rolled = torch.roll(image, (dy, dx), (2, 3))
+    grad = objective_gradient(rolled, model, objective, tile, settings.tile_margin, offset)
+    grad = torch.roll(grad, (-dy, -dx), (2, 3))
+    grad = grad / (grad.abs().mean() + 1e-12)
+    return (image + settings.step_size * grad).clamp_(0.0, 1.0)
+
+
+def dream(image: torch.Tensor, model: nn.Module, objective: Objective, settings: DreamSettings,
+          generator: torch.Generator) -> torch.Tensor:
+    """DeepDream `image` (1,3,H,W) in [0,1]: octaves from coarse to fine, carrying the generated detail
+    (dream minus the octave's own base image) up to the next scale. Returns (1,3,H,W) in [0,1].
+
+    `generator` (a CPU torch.Generator) drives jitter and tile offsets: same seed, same image.
+    """
+    height, width = image.shape[-2:]
+    fmt = torch.channels_last if image.device.type == "cpu" else torch.contiguous_format
+    image = image.contiguous(memory_format=fmt)
+    detail = None
+    for size in octave_sizes(height, width, settings.octaves, settings.octave_scale):
+        base = resize(image, size)
+        x = base if detail is None else (base + resize(detail, size)).clamp_(0.0, 1.0)
+        tile = _tile_for(model, objective, settings, size, image.device)
+        for _ in range(settings.steps):
+            x = dream_step(x, model, objective, settings, generator, tile)
+        detail = x - base
+    return x.contiguous()
+
+
+def _tile_for(model: nn.Module, objective: Objective, settings: DreamSettings, size: tuple[int, int],
+              device: torch.device) -> int | None:
+    if settings.tile > 0:
+        return settings.tile if max(size) > settings.tile else None
+    if settings.tile < 0:
+        return None
+    return auto_tile(model, objective.layers, *size, device, margin=settings.tile_margin)

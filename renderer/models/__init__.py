@@ -1,0 +1,70 @@
+"""Backbones that can be dreamed with, behind one interface.
+
+A backbone is an ``nn.Module`` whose ``forward(x, layers)`` takes frames (B,3,H,W) RGB in [0,1],
+converts them to its own input normalisation, runs only as deep as the deepest requested layer and
+returns ``{layer: activation}``. Its parameters never require grad. It also exposes
+``layer_names()`` (depth order), ``default_layer``, ``logits_layer`` and ``class_names()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from . import weights as W
+from .inception5h import LOGITS, Inception5h
+from .torchvision_nets import TORCHVISION_MODELS, load_torchvision
+
+#: The public copy of inception5h that lucent and neural-dream download (same key names as ours).
+INCEPTION5H_URL = "https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"
+INCEPTION5H_FILES = ("inception5h.safetensors", "inception5h.pth")
+DEFAULT_MODEL = "inception5h"
+RANDOM_WEIGHTS = "random"
+
+
+def available_models() -> tuple[str, ...]:
+    return (DEFAULT_MODEL, *TORCHVISION_MODELS)
+
+
+def _inception5h_state(weights: str | Path | None) -> dict[str, torch.Tensor]:
+    path = W.find_weights(INCEPTION5H_FILES, weights)
+    if path is None:
+        try:
+            path = W.download(INCEPTION5H_URL, "inception5h.pth")
+        except ModelError as exc:
+            raise ModelError(
+                f"inception5h weights not found (looked in {W.searched_places(INCEPTION5H_FILES)}) "
+                f"and {exc.message}",
+                hint=f"put inception5h.safetensors or inception5h.pth into {W.cache_dir()} "
+                f"(or set ${W.ENV_DIR} to its folder, or pass --weights FILE)") from exc
+    state = W.read_state_dict(path)
+    W.verify_fingerprint(state, W.load_fingerprint("inception5h"), path)
+    return state
+
+
+def load_backbone(name: str = DEFAULT_MODEL, weights: str | Path | None = None,
+                  device: torch.device | str = "cpu") -> nn.Module:
+    """Build a backbone with its weights, in eval mode, frozen, on `device`.
+
+    Args:
+        name: one of :func:`available_models`.
+        weights: an explicit weight file, ``"random"`` (untrained, for tests and experiments), or None
+            for the lookup described in :mod:`renderer.models.weights`.
+    """
+    if name == DEFAULT_MODEL:
+        model = Inception5h()
+        if weights != RANDOM_WEIGHTS:
+            model.load_weights(_inception5h_state(weights))
+    elif name in TORCHVISION_MODELS:
+        model = load_torchvision(name, None if weights == RANDOM_WEIGHTS else weights,
+                                 random=weights == RANDOM_WEIGHTS)
+    else:
+        raise ModelError(f"unknown model {name!r}", hint=f"choose one of: {', '.join(available_models())}")
+    model.requires_grad_(False)
+    return model.eval().to(device)
+
+
+__all__ = ["available_models", "load_backbone", "DEFAULT_MODEL", "LOGITS", "RANDOM_WEIGHTS"]
