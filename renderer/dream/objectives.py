@@ -7,7 +7,7 @@ scalar tensor (bigger = more dream). Objectives compose with ``+``, ``-`` and sc
     mixed4c                      whole layer: mean of squared activations (the classic "L2" DeepDream)
     mixed4d:97                   one channel: its mean activation
     mixed4c*0.6 + mixed5a*0.4    weighted blends (weights are relative to each term's natural scale)
-    class:banana  class:954      a class logit (name matched against the model's class names)
+    class:banana  class:954      a class's log-probability (name matched against the class names)
     guide:photo.jpg[@layer]      guided dreaming: at each position, the best dot product with any
                                  feature of the guide image (Mordvintsev); layer defaults to the model's
 
@@ -72,8 +72,10 @@ def channel(name: str, index: int) -> Objective:
 
 
 def class_logit(logits_layer: str, index: int, label: str) -> Objective:
-    """A class's pre-softmax logit."""
-    return Objective(lambda a: a[logits_layer][:, index], frozenset([logits_layer]), f"class:{label}")
+    """A class's log-probability (log-softmax of the logits). Raising the bare logit also raises every
+    other class's and often leaves the image ambiguous; the log-probability makes it *that* class."""
+    return Objective(lambda a: a[logits_layer].log_softmax(-1)[:, index], frozenset([logits_layer]),
+                     f"class:{label}")
 
 
 def guide(name: str, features: torch.Tensor, label: str) -> Objective:

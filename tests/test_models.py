@@ -1,0 +1,103 @@
+"""The backbones: a faithful inception5h port (checked by classification), truncation, weights."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+import pytest
+from conftest import sample_image
+from renderer.errors import ModelError
+from renderer.models import LOGITS, RANDOM_WEIGHTS, available_models, load_backbone
+from renderer.models.inception5h import Inception5h, local_response_norm, max_pool_same_3x3s2
+
+
+@pytest.mark.parametrize(("image", "label", "min_p"), [("chelsea.jpg", "Egyptian cat", 0.9),
+                                                        ("coffee.jpg", "espresso", 0.95)])
+def test_inception5h_classifies_sample_photos(inception, image, label, min_p):
+    x = sample_image(image, (224, 224))
+    probs = inception(x, [LOGITS])[LOGITS].softmax(-1)[0]
+    top = int(probs.argmax())
+    assert inception.class_names()[top].split(",")[0] == label
+    assert float(probs[top]) > min_p
+
+
+def test_fast_lrn_matches_pytorch_and_its_gradient():
+    x = (torch.rand(1, 24, 9, 13, dtype=torch.float64) * 4).requires_grad_(True)
+    reference = torch.nn.LocalResponseNorm(11, alpha=0.0011, beta=0.5, k=2.0)
+    assert torch.allclose(local_response_norm(x), reference(x), atol=1e-12)
+    assert torch.autograd.gradcheck(local_response_norm, (x,))
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 9), (8, 11), (13, 6)])
+def test_max_pool_matches_tensorflow_same_padding(size):
+    x = torch.rand(1, 4, *size) - 0.5  # negative values too: padding must act like -inf
+    h, w = size
+    pad_h, pad_w = (2 if h % 2 else 1), (2 if w % 2 else 1)  # SAME total padding for 3x3/2
+    padded = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=float("-inf"))
+    assert torch.equal(max_pool_same_3x3s2(x), F.max_pool2d(padded, 3, 2))
+
+
+def test_forward_stops_at_the_deepest_requested_layer(inception):
+    calls = []
+    hook = inception.blocks[5].register_forward_hook(lambda *a: calls.append(1))  # mixed4d
+    try:
+        out = inception(torch.rand(1, 3, 67, 91), ["mixed3a", "mixed4c"])
+    finally:
+        hook.remove()
+    assert set(out) == {"mixed3a", "mixed4c"} and not calls
+    assert out["mixed4c"].shape == (1, 512, 5, 6)  # SAME padding: ceil(67/16), ceil(91/16)
+    assert not any(p.requires_grad for p in inception.parameters())
+
+
+@pytest.mark.parametrize("name", [n for n in available_models() if n != "inception5h"])
+def test_torchvision_backbones_expose_layers_and_truncate(name):
+    net = load_backbone(name, weights=RANDOM_WEIGHTS)
+    layers = net.layer_names()
+    assert net.default_layer in layers and layers[-1] == net.logits_layer
+    out = net(torch.rand(1, 3, 96, 128), [net.default_layer])
+    assert set(out) == {net.default_layer}
+    assert net(torch.rand(1, 3, 96, 128), [net.logits_layer])[net.logits_layer].shape == (1, 1000)
+    assert len(net.class_names()) == 1000
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_weights_with_changed_values_are_rejected(tmp_path, monkeypatch):
+    import os
+
+    state = load_file(os.path.join(os.environ["DREAMVID_WEIGHTS"], "inception5h.safetensors"))
+    changed = dict(state, **{"mixed4c_3x3_pre_relu_conv.weight": state["mixed4c_3x3_pre_relu_conv.weight"] * 1.01})
+    bad = tmp_path / "inception5h.safetensors"
+    save_file(changed, str(bad))
+    with pytest.raises(ModelError, match="differ from the known-good"):
+        load_backbone("inception5h", weights=bad)
+    torch.save({k: v for k, v in state.items() if "mixed5b" not in k}, tmp_path / "partial.pth")
+    with pytest.raises(ModelError, match="lacks tensor mixed5b"):
+        load_backbone("inception5h", weights=tmp_path / "partial.pth")
+
+
+def test_pth_state_dict_loads_like_the_safetensors(tmp_path, inception):
+    import os
+
+    state = load_file(os.path.join(os.environ["DREAMVID_WEIGHTS"], "inception5h.safetensors"))
+    torch.save(state, tmp_path / "inception5h.pth")
+    net = load_backbone("inception5h", weights=tmp_path / "inception5h.pth")
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(net(x, ["mixed3b"])["mixed3b"], inception(x, ["mixed3b"])["mixed3b"])
+
+
+def test_missing_weights_offline_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMVID_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DREAMVID_OFFLINE", "1")
+    with pytest.raises(ModelError) as info:
+        load_backbone("inception5h")
+    message = str(info.value)
+    assert "empty" in message and str(tmp_path / "cache" / "dreamvid") in message and "\n" not in message
+
+
+def test_unknown_model_lists_the_choices():
+    with pytest.raises(ModelError, match="vgg16"):
+        load_backbone("alexnet")
+    assert isinstance(Inception5h().layer_names(), tuple)
