@@ -88,6 +88,141 @@ def models(
         typer.echo("  layers: " + " ".join(layers))
 
 
+# ----------------------------------------------------------------------------------------------- render
+
+@app.command()
+def render(
+    input: Annotated[str, typer.Argument(help="Video, image, folder of numbered frames, or 'noise'.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output: .mp4 .mov .webm .gif, or a folder/ "
+                      "for PNG frames (default: INPUT.dream.mp4 beside the input).")] = None,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name or .toml path (see `dreamvid presets`).")] = "fractal-zoom",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a preset key: --set dream.steps=6 (repeatable).")] = None,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to render (image and noise input).")] = None,
+    seconds: Annotated[Optional[float], typer.Option(min=0.01, help="Seconds to render (image and noise input).")] = None,
+    start: Annotated[float, typer.Option(min=0.0, help="Start of the video span, seconds.")] = 0.0,
+    end: Annotated[Optional[float], typer.Option(help="End of the video span, seconds.")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Render size WxH (default: the input's).")] = None,
+    scale: Annotated[Optional[float], typer.Option(min=0.01, help="Scale the render size, e.g. 0.5.")] = None,
+    fps: Annotated[Optional[float], typer.Option(min=0.1, help="Output frame rate (default: the video's, else the preset's).")] = None,
+    audio: Annotated[Optional[Path], typer.Option(help="Soundtrack to use instead of the input's.")] = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Render without sound.")] = False,
+    crf: Annotated[Optional[int], typer.Option(min=0, max=63, help="Quality for mp4/webm (lower = better).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same video).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
+    preview: Annotated[bool, typer.Option("--preview", help="Fast low-resolution, few-step pass of the same settings.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted render.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (and discard an unfinished one).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Render a dreamed video: zoom feedback or optical-flow dreaming, with the soundtrack."""
+    from . import media
+    from .config import load_preset, preview_preset
+    from .devices import pick_device
+    from .pipeline import RenderJob
+    from .pipeline import render as run_render
+    from .sources import NOISE, open_source
+
+    overrides = list(set_ or [])
+    if crf is not None:
+        overrides.append(f"output.crf={crf}")
+    if seed is not None:
+        overrides.append(f"output.seed={seed}")
+    settings = load_preset(preset, overrides)
+    if preview:
+        settings = preview_preset(settings)
+    out = output or default_output(input, preview)
+    fmt = media.output_format(out)
+    source = open_source(input, size=parse_size(size or settings.output.size or None), scale=scale, fps=fps,
+                         default_fps=settings.output.fps, frames=frames, seconds=seconds, start=start, end=end,
+                         audio=audio, no_audio=no_audio or not fmt.supports_audio, even=fmt.needs_even_size)
+    if preview:
+        source = preview_source(source)
+    job = RenderJob(source, out, settings, pick_device(device), overwrite=overwrite, resume=resume)
+    if not quiet:
+        typer.echo(f"{source.kind.value} {source.path or ''} -> {out}: {source.n_frames} frames "
+                   f"{source.width}x{source.height} at {source.fps:g} fps, {settings.mode.value} mode, "
+                   f"{'sound' if source.audio else 'no sound'}", err=True)
+    with progress_bar(quiet) as progress:
+        result = run_render(job, progress)
+    typer.echo(f"wrote {result}")
+
+
+def default_output(input: str, preview: bool) -> Path:
+    """INPUT.dream.mp4 beside the input (noise.dream.mp4 here for noise); .preview.mp4 for previews."""
+    kind = "preview" if preview else "dream"
+    if input == "noise":
+        return Path(f"noise.{kind}.mp4")
+    path = Path(input)
+    return path.with_name(f"{path.stem if path.suffix else path.name}.{kind}.mp4")
+
+
+def preview_source(source):
+    """The same render at about 320 px wide (even size)."""
+    import dataclasses
+
+    from . import media
+
+    factor = min(1.0, 320 / max(source.width, source.height))
+    width, height = media.even_size(max(16, round(source.width * factor)), max(16, round(source.height * factor)))
+    return dataclasses.replace(source, width=width, height=height)
+
+
+class progress_bar:
+    """A rich progress bar (frames, frames per second, ETA) as a callback; nothing when quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("dreaming"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                             TimeRemainingColumn(), transient=False)
+        self._bar.__enter__()
+        self._task = self._bar.add_task("render", total=None, rate="")
+
+        def update(done: int, total: int) -> None:
+            task = self._bar.tasks[0]
+            speed = task.speed
+            rate = f"{speed:.2f} fps" if speed and speed >= 1 else (f"{1 / speed:.1f} s/frame" if speed else "")
+            self._bar.update(self._task, completed=done, total=max(total, done), rate=rate)
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if not self.quiet:
+            self._bar.__exit__(*exc)
+
+
+# ---------------------------------------------------------------------------------------------- presets
+
+presets_app = typer.Typer(help="List shipped presets, or show one.", invoke_without_command=True)
+app.add_typer(presets_app, name="presets")
+
+
+@presets_app.callback()
+def presets_list(ctx: typer.Context) -> None:
+    """List presets with their descriptions."""
+    if ctx.invoked_subcommand:
+        return
+    from .config import load_preset, preset_names
+
+    for name in preset_names():
+        typer.echo(f"{name:16} {load_preset(name).description}")
+
+
+@presets_app.command("show")
+def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml path.")]) -> None:
+    """Print a preset with every setting (defaults filled in)."""
+    from .config import dump_toml, find_preset, load_preset
+
+    typer.echo(dump_toml(load_preset(name), [f"preset {name} ({find_preset(name)})"]))
+
+
 def main() -> None:
     """Console entry point."""
     try:

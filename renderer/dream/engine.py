@@ -148,24 +148,31 @@ def objective_gradient(image: torch.Tensor, model: nn.Module, objective: Objecti
 
 
 def dream_step(image: torch.Tensor, model: nn.Module, objective: Objective, settings: DreamSettings,
-               generator: torch.Generator, tile: int | None = None) -> torch.Tensor:
-    """One jittered, normalised gradient-ascent step; returns the new (1,3,H,W) image in [0,1]."""
+               generator: torch.Generator, tile: int | None = None,
+               step_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """One jittered, normalised gradient-ascent step; returns the new (1,3,H,W) image in [0,1].
+
+    `step_weight` (1,1,H,W), optional, scales the step per pixel (e.g. dream harder where a video's
+    carried dream was dropped)."""
     j = settings.jitter
     dy, dx = (torch.randint(-j, j + 1, (2,), generator=generator).tolist() if j > 0 else (0, 0))
     offset = tuple(torch.randint(0, 1 << 16, (2,), generator=generator).tolist())
     rolled = torch.roll(image, (dy, dx), (2, 3))
     grad = objective_gradient(rolled, model, objective, tile, settings.tile_margin, offset)
     grad = torch.roll(grad, (-dy, -dx), (2, 3))
-    grad = grad / (grad.abs().mean() + 1e-12)
-    return (image + settings.step_size * grad).clamp_(0.0, 1.0)
+    grad = grad * (settings.step_size / (grad.abs().mean() + 1e-12))
+    if step_weight is not None:
+        grad = grad * step_weight
+    return (image + grad).clamp_(0.0, 1.0)
 
 
 def dream(image: torch.Tensor, model: nn.Module, objective: Objective, settings: DreamSettings,
-          generator: torch.Generator) -> torch.Tensor:
+          generator: torch.Generator, step_weight: torch.Tensor | None = None) -> torch.Tensor:
     """DeepDream `image` (1,3,H,W) in [0,1]: octaves from coarse to fine, carrying the generated detail
     (dream minus the octave's own base image) up to the next scale. Returns (1,3,H,W) in [0,1].
 
     `generator` (a CPU torch.Generator) drives jitter and tile offsets: same seed, same image.
+    `step_weight` (1,1,H,W), optional: per-pixel step-size factor (see :func:`dream_step`).
     """
     height, width = image.shape[-2:]
     fmt = torch.channels_last if image.device.type == "cpu" else torch.contiguous_format
@@ -175,8 +182,9 @@ def dream(image: torch.Tensor, model: nn.Module, objective: Objective, settings:
         base = resize(image, size)
         x = base if detail is None else (base + resize(detail, size)).clamp_(0.0, 1.0)
         tile = _tile_for(model, objective, settings, size, image.device)
+        weight = None if step_weight is None else resize(step_weight, size)
         for _ in range(settings.steps):
-            x = dream_step(x, model, objective, settings, generator, tile)
+            x = dream_step(x, model, objective, settings, generator, tile, weight)
         detail = x - base
     return x.contiguous()
 
