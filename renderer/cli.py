@@ -120,7 +120,7 @@ def render(
     from .devices import pick_device
     from .pipeline import RenderJob
     from .pipeline import render as run_render
-    from .sources import NOISE, open_source
+    from .sources import open_source
 
     overrides = list(set_ or [])
     if crf is not None:

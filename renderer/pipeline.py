@@ -280,7 +280,7 @@ def _prepare_work_dir(job: RenderJob, digest: str, fmt: media.OutputFormat) -> t
                              hint="pass --resume to continue it, or --overwrite to start over")
         shutil.rmtree(work)
     work.mkdir()
-    return work, LoopState()
+    return work, LoopState(rng=torch.Generator().manual_seed(job.preset.output.seed).get_state())
 
 
 def render(job: RenderJob, progress: Progress | None = None) -> Path:

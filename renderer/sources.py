@@ -57,7 +57,6 @@ class Source:
                 yield from reader
         elif self.kind is SourceKind.IMAGE:
             image = _fit(media.load_image(self.path), self.width, self.height)
-            image.setflags(write=False)
             for _ in range(self.n_frames):
                 yield image
         elif self.kind is SourceKind.FOLDER:

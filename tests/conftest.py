@@ -4,6 +4,7 @@ $DREAMVID_WEIGHTS (set by .ci/run), else ../shared/weights beside the repository
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,29 @@ def chelsea_small() -> torch.Tensor:
 
 def ffmpeg(*args: str) -> None:
     """Run the bundled ffmpeg quietly (test media generation)."""
-    import subprocess
-
     subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def ffmpeg_children(parent: int | None = None) -> list[int]:
+    """Pids of ffmpeg processes whose parent is `parent` (default: this process), zombies included."""
+    parent = os.getpid() if parent is None else parent
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if int(rest[1]) == parent and "ffmpeg" in comm:
+            found.append(int(entry.name))
+    return found
+
+
+def audio_seconds(path: Path) -> float:
+    """Duration of a file's audio stream, by decoding it."""
+    return len(media.read_audio(path, sample_rate=48000)) / 48000
 
 
 def uint8_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import audio_seconds, ffmpeg, ffmpeg_children
 from renderer import media
 from renderer.errors import DreamvidError, EncodeError, InputError
 from renderer.media import AudioSource, OutputFormat, SegmentWriter
@@ -24,28 +24,6 @@ W, H = 96, 64
 
 # --------------------------------------------------------------------------------------------------
 # helpers and fixtures
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
-
-
-def ffmpeg_children() -> list[int]:
-    """Pids of ffmpeg processes whose parent is this process, zombies (exited, not waited) included."""
-    if not Path("/proc/self/stat").exists():
-        pytest.skip("needs /proc")
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited while we looked
-            continue
-        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if int(rest[1]) == os.getpid() and "ffmpeg" in comm:
-            found.append(int(entry.name))
-    return found
 
 
 def assert_one_line(error: DreamvidError) -> None:
@@ -320,10 +298,6 @@ def write_segments(work: Path, fmt: OutputFormat, frames: list[np.ndarray], spli
         paths.append(path)
         start = stop
     return paths
-
-
-def audio_seconds(path: Path) -> float:
-    return len(media.read_audio(path, sample_rate=48000)) / 48000
 
 
 @pytest.mark.parametrize("fmt", list(OutputFormat))
