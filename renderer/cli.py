@@ -223,10 +223,57 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml 
     typer.echo(dump_toml(load_preset(name), [f"preset {name} ({find_preset(name)})"]))
 
 
+# --------------------------------------------------------------------------------------------- schedule
+
+@app.command()
+def schedule(
+    preset: Annotated[str, typer.Argument(help="Preset name or .toml path.")],
+    audio: Annotated[Optional[Path], typer.Option(help="Soundtrack (audio or video file) for audio variables.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Draw the schedules into this PNG.")] = None,
+    fps: Annotated[Optional[float], typer.Option(min=0.1, help="Frame rate (default: the preset's).")] = None,
+    seconds: Annotated[Optional[float], typer.Option(min=0.01, help="Length (default: the audio's, else 10 s).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a preset key (repeatable).")] = None,
+    every: Annotated[int, typer.Option(min=0, help="Print every Nth frame (0: about 20 rows).")] = 0,
+) -> None:
+    """Show a preset's scheduled values over time (and the audio features), before rendering."""
+    import numpy as np
+
+    from . import media
+    from .audio import analyze_audio
+    from .config import load_preset
+    from .timeline import build_timeline
+
+    settings = load_preset(preset, set_ or [])
+    rate = fps or settings.output.fps
+    features = None
+    if audio is not None:
+        if not audio.is_file():
+            raise InputError(f"no such audio file: {audio}")
+        samples = media.read_audio(audio, 22050)
+        n_frames = round((seconds or samples.size / 22050) * rate)
+        features = analyze_audio(samples[: round(n_frames / rate * 22050)], 22050, rate, n_frames)
+    else:
+        n_frames = round((seconds or 10.0) * rate)
+    timeline = build_timeline(settings, max(n_frames, 1), rate, features)
+    if features is not None:
+        typer.echo(f"tempo: {features.bpm:.1f} bpm, {len(features.beat_times)} beats" if features.bpm else "tempo: none found")
+    step = every or max(1, timeline.n_frames // 20)
+    keys = [k for k, v in timeline.values.items() if np.ptp(v) > 0]
+    typer.echo("frame  seconds  " + "  ".join(keys) + "  objective")
+    for n in range(0, timeline.n_frames, step):
+        objective = " + ".join(f"{w:.2f}*{t}" if w < 1 else t for t, w in timeline.objective.weights_at(n, timeline.context))
+        values = "  ".join(f"{timeline.values[k][n]:{len(k)}.4g}" for k in keys)
+        typer.echo(f"{n:5d}  {n / rate:7.2f}  {values}  {objective}")
+    if plot is not None:
+        from .plot import plot_timeline
+
+        typer.echo(f"wrote {plot_timeline(timeline, features, plot)}")
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: typer handles usage errors itself (exit 2); ours become one line."""
     try:
-        app(standalone_mode=False)
+        app()
     except DreamvidError as exc:
         if _state["debug"]:
             raise
@@ -235,14 +282,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("dreamvid: interrupted", err=True)
         sys.exit(130)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
         if _state["debug"]:
             raise
         typer.echo(f"dreamvid: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
