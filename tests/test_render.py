@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES, audio_seconds, ffmpeg, ffmpeg_children
-from renderer import media
+from renderer import media, metrics
 from renderer.cli import main
 from renderer.flow import FlowEstimator, flow_to_tensor, warp
 from renderer.frames import to_tensor
@@ -159,19 +159,7 @@ def _residual(frame: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 
 def warping_error(video: Path, source: Path) -> float:
-    """Mean |frame t - warp(frame t-1)| over reliable pixels, with the flow of the SOURCE frames."""
-    from renderer.flow import consistency_mask
-
-    src, out = list(media.read_video(source)), list(media.read_video(video))
-    flows = FlowEstimator()
-    errors = []
-    for t in range(1, min(len(src), len(out))):
-        pair = flows.forward_backward(src[t - 1], src[t])
-        back, fwd = flow_to_tensor(pair.backward), flow_to_tensor(pair.forward)
-        mask = consistency_mask(back, fwd)
-        warped = warp(to_tensor(out[t - 1]), back)
-        errors.append(float(((warped - to_tensor(out[t])).abs() * mask).sum() / (3 * mask.sum())))
-    return float(np.mean(errors))
+    return metrics.warping_error(list(media.read_video(video)), list(media.read_video(source)))
 
 
 def test_flow_mode_dream_moves_with_the_content_and_is_stable(capsys, monkeypatch, tmp_path, clips):
@@ -217,12 +205,6 @@ def _zoom_between(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 / (1.0 + shrink)
 
 
-def _sharpness(frame: np.ndarray) -> float:
-    import cv2
-
-    return float(cv2.Laplacian(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).var())
-
-
 def test_feedback_mode_zooms_at_the_requested_rate_and_stays_sharp(capsys, monkeypatch, tmp_path):
     out = tmp_path / "zoom.mp4"
     code, _, err = dreamvid(capsys, monkeypatch, "render", SAMPLES / "chelsea.jpg", "-o", out, "--size", "192x128",
@@ -237,7 +219,7 @@ def test_feedback_mode_zooms_at_the_requested_rate_and_stays_sharp(capsys, monke
     assert measured_per_second == pytest.approx(1.5, rel=0.06)
     # The photo's own detail is zoomed away in the first second; from then on the dream must keep
     # regrowing detail as fast as resampling spreads it (no slow slide into blur).
-    second, third = (np.mean([_sharpness(f) for f in frames[a:b]]) for a, b in ((24, 36), (60, 72)))
+    second, third = (np.mean([metrics.sharpness(f) for f in frames[a:b]]) for a, b in ((24, 36), (60, 72)))
     print(f"sharpness (Laplacian variance): frames 24-35 {second:.1f}, frames 60-71 {third:.1f}")
     assert third > 0.8 * second
 
