@@ -56,14 +56,17 @@ def still(
     weights: Annotated[Optional[str], typer.Option(help="Weight file (default: $DREAMVID_WEIGHTS, cache, download).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
     tile: Annotated[int, typer.Option(help="Tile side in px for big images; 0 = auto from free memory, -1 = off.")] = 0,
+    precision: Annotated[str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Dream one image: for tuning a look before rendering a video."""
     from .dream import DreamSettings
     from .stills import dream_still
 
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise InputError(f"unknown precision {precision!r}", hint="use auto, fp32, bf16 or fp16")
     settings = DreamSettings(steps=steps, step_size=step_size, octaves=octaves, octave_scale=octave_scale,
-                             jitter=jitter, tile=tile)
+                             jitter=jitter, tile=tile, precision=precision)
     result = dream_still(input, output, objective=objective, settings=settings, seed=seed, size=parse_size(size),
                          model=model, weights=weights, device=device, overwrite=overwrite)
     typer.echo(f"wrote {result}")

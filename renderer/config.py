@@ -53,6 +53,7 @@ class DreamConfig:
     octave_scale: Scheduled = 1.4   # scheduled
     jitter: int = 32
     tile: int = 0                   # 0 = auto (from free memory), -1 = never, N = tile side px
+    precision: str = "auto"         # auto (bf16/fp16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16 | fp16
     first_steps: int = 10
     first_octaves: int = 4
 
@@ -120,7 +121,7 @@ class Preset:
 
 #: Keys whose value is a text schedule rather than a number.
 TEXT_SCHEDULED = {"dream.objective"}
-CHOICES = {"model.name": None, "flow.method": tuple(m.name.lower() for m in FlowMethod), "mode": tuple(m.value for m in Mode)}
+CHOICES = {"model.name": None, "dream.precision": ("auto", "fp32", "bf16", "fp16"), "flow.method": tuple(m.name.lower() for m in FlowMethod), "mode": tuple(m.value for m in Mode)}
 #: Inclusive bounds checked on constants here and on every frame's value of a schedule.
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.steps": (0, 1000), "dream.step_size": (0, 1), "dream.octaves": (1, 12),

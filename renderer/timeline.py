@@ -80,6 +80,7 @@ class Timeline:
             octave_scale=v["dream.octave_scale"],
             jitter=d.jitter,
             tile=d.tile,
+            precision=d.precision,
         )
         motion = Motion(zoom=v["motion.zoom"], angle=v["motion.angle"], translate_x=v["motion.translate_x"],
                         translate_y=v["motion.translate_y"], center_x=v["motion.center_x"],

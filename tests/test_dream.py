@@ -172,3 +172,20 @@ def test_octave_sizes_run_coarse_to_fine_and_skip_tiny_ones():
     assert octave_sizes(360, 640, 4, 1.4)[-1] == (360, 640)
     assert octave_sizes(360, 640, 4, 1.4)[0] == (round(360 / 1.4**3), round(640 / 1.4**3))
     assert len(octave_sizes(64, 64, 6, 2.0)) == 1
+
+
+def test_mixed_precision_gradient_matches_fp32(inception, chelsea_small):
+    """The GPU path runs the network under bf16 autocast (checked here on the CPU, where autocast to
+    bf16 exists too): its gradient points the same way as fp32's (cosine > 0.95)."""
+    objective = parse_objective("mixed4c", inception)
+    exact = objective_gradient(chelsea_small, inception, objective)
+    mixed = objective_gradient(chelsea_small, inception, objective, dtype=torch.bfloat16)
+    assert mixed.dtype == torch.float32
+    assert F.cosine_similarity(exact.flatten(), mixed.flatten(), dim=0) > 0.95
+
+
+def test_channels_last_and_contiguous_give_the_same_gradient(inception, chelsea_small):
+    objective = parse_objective("mixed4c", inception)
+    a = objective_gradient(chelsea_small.contiguous(memory_format=torch.channels_last), inception, objective)
+    b = objective_gradient(chelsea_small.contiguous(), inception, objective)
+    assert torch.allclose(a, b, rtol=1e-3, atol=1e-6 * float(b.abs().max()))

@@ -99,8 +99,10 @@ class _LRN(torch.autograd.Function):
 
 def local_response_norm(x: torch.Tensor, size: int = 11, alpha: float = 0.0011, beta: float = 0.5,
                         k: float = 2.0) -> torch.Tensor:
-    """Same maths as ``nn.LocalResponseNorm(size, alpha, beta, k)`` on (B, C, H, W), much faster."""
-    return _LRN.apply(x, size, alpha, beta, k)
+    """Same maths as ``nn.LocalResponseNorm(size, alpha, beta, k)`` on (B, C, H, W), much faster.
+
+    Always computed in fp32: the running sum over channels cancels catastrophically in bf16/fp16."""
+    return _LRN.apply(x.float(), size, alpha, beta, k).to(x.dtype)
 
 
 class _Conv(nn.Conv2d):
