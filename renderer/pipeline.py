@@ -186,13 +186,7 @@ class Prefetch(Iterator):
     def _run(self) -> None:
         try:
             for item in self._items:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not self._put(item):
                     break
             self._put(self._END)
         except BaseException as exc:  # handed to the consumer
@@ -202,13 +196,15 @@ class Prefetch(Iterator):
             if close:
                 close()
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: object) -> bool:
+        """Queue `item`, waiting for room; False when the consumer closed the prefetch."""
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def __next__(self):
         item = self._queue.get()
