@@ -273,3 +273,32 @@ def test_ctrl_c_on_video_output_leaves_a_playable_partial_file(tmp_path):
     partial = media.preview_path(out)
     assert partial.is_file() and media.count_frames_and_secs(partial)[0] >= 1
     assert not out.exists() and not ffmpeg_children(process.pid)
+
+
+def test_frame_folder_input_and_a_corrupt_frame_mid_render(capsys, monkeypatch, tmp_path, clips):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, frame in enumerate(media.read_video(clips["tone"])):
+        media.save_image(folder / f"img{i + 1}.png", frame)
+    out = tmp_path / "from-folder.mp4"
+    code, _, err = dreamvid(capsys, monkeypatch, "render", folder, "-o", out, "--fps", "12", *FAST)
+    assert code == 0, err
+    assert video_facts(out)[0] == 18
+    (folder / "img9.png").write_bytes(b"broken")
+    out2 = tmp_path / "broken.mp4"
+    code, _, err = dreamvid(capsys, monkeypatch, "render", folder, "-o", out2, "--fps", "12", *FAST)
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and "img9.png" in lines[0]
+    assert not out2.exists()  # the autouse fixture checks that no ffmpeg process was left behind
+
+
+def test_no_audio_preview_and_farneback(capsys, monkeypatch, tmp_path, clips):
+    out = tmp_path / "quiet.mp4"
+    code, _, err = dreamvid(capsys, monkeypatch, "render", clips["pan"], "-o", out, "--no-audio", "--preview",
+                            "--preset", "flow-dream", "--set", "flow.method=farneback", "--end", "1", "--quiet")
+    assert code == 0, err
+    frames, _, size = video_facts(out)
+    assert frames == 12 and not media.probe(out).has_audio
+    assert max(size) <= 320
+    saved = (tmp_path / "quiet.toml").read_text()
+    assert 'method = "farneback"' in saved and "steps = 2" in saved  # the preview's own settings

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import preferred_memory_format
 from .objectives import Objective
 
 #: Octaves smaller than this (shorter side, px) are skipped: the network sees almost nothing there.
@@ -205,8 +206,7 @@ def dream(image: torch.Tensor, model: nn.Module, objective: Objective, settings:
     `step_weight` (1,1,H,W), optional: per-pixel step-size factor (see :func:`dream_step`).
     """
     height, width = image.shape[-2:]
-    fmt = torch.channels_last if image.device.type == "cpu" else torch.contiguous_format
-    image = image.contiguous(memory_format=fmt)
+    image = image.contiguous(memory_format=preferred_memory_format(image.device))
     detail = None
     for size in octave_sizes(height, width, settings.octaves, settings.octave_scale):
         base = resize(image, size)
