@@ -126,17 +126,17 @@ def run_baseline(clip: Path, out: Path, device: torch.device, size, max_frames: 
             "warping_error": metrics.warping_error(frames, src)}
 
 
-def run_uhd(tmp: Path, device: torch.device) -> dict:
-    """One 3840x2160 frame through the pipeline (tiles sized from free memory); peak memory."""
+def run_uhd(tmp: Path, device: torch.device, tile: int) -> dict:
+    """One 3840x2160 frame through the pipeline with `tile` (0: sized from free memory); peak memory."""
     clip = tmp / "uhd.mp4"
     make_clip(clip, 3840, 2160, 0.1)
     out = tmp / "uhd_out.mp4"
-    preset = load_preset("fractal-zoom", ["dream.first_steps=1", "dream.first_octaves=1"])
+    preset = load_preset("fractal-zoom", ["dream.first_steps=1", "dream.first_octaves=1", f"dream.tile={tile}"])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     job = pipeline.RenderJob(dataclasses.replace(open_source(str(clip)), n_frames=1), out, preset, device, overwrite=True)
     pipeline.render(job)
-    return {"uhd_seconds": time.perf_counter() - start,
+    return {"uhd_tile": tile, "uhd_seconds": time.perf_counter() - start,
             "uhd_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_rss_before_mb": before / 1024}
 
@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--baseline-frames", type=int, default=6)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--uhd", action="store_true", help="also render one 3840x2160 frame")
+    parser.add_argument("--uhd-tile", type=int, default=512, help="tile side for --uhd (0: from free memory)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -161,7 +162,7 @@ def main() -> None:
         for preset in ("flow-dream", "fractal-zoom"):
             results.append(run_pipeline(clip, tmp / f"{preset}.mp4", preset, device, (width, height)))
         results.append(run_baseline(clip, tmp / "baseline.mp4", device, (width, height), args.baseline_frames))
-        extra = run_uhd(tmp, device) if args.uhd else {}
+        extra = run_uhd(tmp, device, args.uhd_tile) if args.uhd else {}
         if device.type == "cuda":  # the sizes music videos are made at
             for w, h in ((1280, 720), (1920, 1080)):
                 hd_clip = tmp / f"clip{h}.mp4"
@@ -185,7 +186,7 @@ def main() -> None:
     print(f"peak RSS {peak:.0f} MB" + (f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
                                        if device.type == "cuda" else ""))
     if extra:
-        print(f"3840x2160 frame: {extra['uhd_seconds']:.1f} s, peak RSS {extra['uhd_peak_rss_mb']:.0f} MB "
+        print(f"3840x2160 frame, tile {extra['uhd_tile']}: {extra['uhd_seconds']:.1f} s, peak RSS {extra['uhd_peak_rss_mb']:.0f} MB "
               f"(before: {extra['peak_rss_before_mb']:.0f} MB)")
     for key, value in extra.items():
         if key.endswith("_fps"):

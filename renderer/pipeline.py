@@ -17,6 +17,7 @@ segment files in a work folder beside the output; after every segment the state 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -336,7 +337,9 @@ def render(job: RenderJob, progress: Progress | None = None) -> Path:
     if state.next_frame == 0:
         raise InputError(f"{source.path} gave no frames to render", hint="check the input and --start/--end")
     segments = sorted(work.glob("segment_*"))
-    result = media.finalize(segments, job.output, fmt, source.fps, audio=source.audio, overwrite=job.overwrite)
+    # The sound spans exactly the frames rendered (a video's frame count is only estimated up front).
+    audio = source.audio and dataclasses.replace(source.audio, duration=state.next_frame / source.fps)
+    result = media.finalize(segments, job.output, fmt, source.fps, audio=audio, overwrite=job.overwrite)
     header = [f"dreamvid settings for {result.name} ({state.next_frame} frames at {source.fps:g} fps, "
               f"{source.width}x{source.height}, input {source.path or 'noise'})", "render again with --preset THIS_FILE"]
     _write_text(settings_path(result), dump_toml(preset, header))
