@@ -29,7 +29,7 @@ import torch
 import renderer.pipeline as pipeline
 from renderer import media, metrics
 from renderer.config import load_preset
-from renderer.devices import pick_device
+from renderer.devices import keep_freed_memory, pick_device
 from renderer.dream import DreamSettings, dream, parse_objective
 from renderer.frames import to_tensor, to_uint8
 from renderer.models import load_backbone
@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--uhd-tile", type=int, default=512, help="tile side for --uhd (0: from free memory)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    keep_freed_memory()  # as the dreamvid command does
     width, height = (int(v) for v in args.size.split("x"))
     device = pick_device(args.device)
     print(f"device {device}, torch threads {torch.get_num_threads()}, {args.size}, {args.seconds:g} s at 24 fps")
@@ -159,6 +160,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         clip = tmp / "clip.mp4"
         make_clip(clip, width, height, args.seconds)
+        source_frames = list(media.read_video(clip, size=(width, height)))
+        source_error = metrics.warping_error(source_frames, source_frames)
         for preset in ("flow-dream", "fractal-zoom"):
             results.append(run_pipeline(clip, tmp / f"{preset}.mp4", preset, device, (width, height)))
         results.append(run_baseline(clip, tmp / "baseline.mp4", device, (width, height), args.baseline_frames))
@@ -181,7 +184,7 @@ def main() -> None:
     flow, base = results[0], results[-1]
     print(f"\nflow-dream vs baseline: {base['ms_per_frame'] / flow['ms_per_frame']:.1f}x faster per frame, "
           f"strength {flow['strength']:.4f} vs {base['strength']:.4f}, "
-          f"warping error {flow['warping_error']:.4f} vs {base['warping_error']:.4f}")
+          f"warping error {flow['warping_error']:.4f} vs {base['warping_error']:.4f} (source clip: {source_error:.4f})")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB" + (f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
                                        if device.type == "cuda" else ""))
@@ -192,7 +195,8 @@ def main() -> None:
         if key.endswith("_fps"):
             print(f"{key[:-4].replace('_', ' ')}: {value:.2f} frames per second")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, **extra, "peak_rss_mb": peak}, indent=2))
+        args.json.write_text(json.dumps({"results": results, **extra, "source_warping_error": source_error,
+                                         "peak_rss_mb": peak}, indent=2))
 
 
 if __name__ == "__main__":

@@ -275,6 +275,9 @@ def schedule(
 
 def main() -> None:
     """Console entry point: typer handles usage errors itself (exit 2); ours become one line."""
+    from .devices import keep_freed_memory
+
+    keep_freed_memory()
     try:
         app()
     except DreamvidError as exc:

@@ -224,6 +224,11 @@ def test_feedback_mode_zooms_at_the_requested_rate_and_stays_sharp(capsys, monke
     assert third > 0.8 * second
 
 
+def _default_sigint() -> None:
+    """Children of a background job start with SIGINT ignored; a user's terminal delivers it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_leaves_a_playable_file_and_resume_equals_an_uninterrupted_render(tmp_path):
     """A real SIGINT to a real `dreamvid render`, then --resume; PNG output so frames compare exactly."""
     args = [sys.executable, "-m", "renderer.cli", "render", "noise", "--size", "64x48", "--frames", "60",
@@ -234,7 +239,8 @@ def test_ctrl_c_leaves_a_playable_file_and_resume_equals_an_uninterrupted_render
     subprocess.run([*args, "-o", f"{whole}/"], check=True, env=env, capture_output=True)
 
     cut = tmp_path / "cut"
-    process = subprocess.Popen([*args, "-o", f"{cut}/"], env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*args, "-o", f"{cut}/"], env=env, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_default_sigint)
     work = media.partial_dir(cut)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(work.glob("segment_*/*.png"))) < 52:  # past the first checkpoint
@@ -262,7 +268,7 @@ def test_ctrl_c_on_video_output_leaves_a_playable_partial_file(tmp_path):
     out = tmp_path / "partial-test.mp4"
     process = subprocess.Popen([sys.executable, "-m", "renderer.cli", "render", "noise", "--size", "96x64",
                                 "--frames", "2000", "-o", str(out), "--quiet", "--set", "dream.steps=1"],
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and not media.partial_dir(out).exists():
         time.sleep(0.05)

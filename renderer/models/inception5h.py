@@ -65,35 +65,41 @@ def max_pool_same_3x3s2(x: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(x, 3, 2, padding=(h % 2, w % 2), ceil_mode=True)
 
 
+def _window_sum(v: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum of `v` (B,C,H,W) over the `size` channels centred on each channel (clipped at the ends),
+    from one cumulative sum: O(C) per pixel whatever the window."""
+    channels, half = v.shape[1], size // 2
+    c = torch.cumsum(v, 1)
+    out = torch.empty_like(v)
+    out[:, : channels - half] = c[:, half:]
+    out[:, channels - half:] = c[:, channels - 1: channels]
+    out[:, half + 1:] -= c[:, : channels - half - 1]
+    return out
+
+
 class _LRN(torch.autograd.Function):
     """Local response normalisation across channels with an analytic backward.
 
-    y = x * d^-beta with d = k + alpha/size * sum of x^2 over `size` neighbouring channels. The window sum
-    is a cumulative sum along channels (O(C) per pixel, no avg_pool3d); the backward reuses it.
+    y = x * r with r = d^-beta, d = k + alpha/size * (window sum of x^2 over `size` channels). Saves r
+    (not d) so the backward needs no extra power; beta = 0.5 (inception5h) uses rsqrt and r^3.
     """
 
     @staticmethod
-    def _window_sum(v: torch.Tensor, size: int) -> torch.Tensor:
-        half = size // 2
-        c = torch.cumsum(F.pad(v, (0, 0, 0, 0, half + 1, half)), dim=1)
-        return c[:, size:] - c[:, :-size]
-
-    @staticmethod
     def forward(ctx, x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
-        d = _LRN._window_sum(x * x, size).mul_(alpha / size).add_(k)
-        y = x * d.pow(-beta)
-        ctx.save_for_backward(x, d)
+        r = _window_sum(x * x, size).mul_(alpha / size).add_(k)
+        r = r.rsqrt_() if beta == 0.5 else r.pow_(-beta)
+        ctx.save_for_backward(x, r)
         ctx.params = (size, alpha, beta)
-        return y
+        return x * r
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
-        x, d = ctx.saved_tensors
+        x, r = ctx.saved_tensors
         size, alpha, beta = ctx.params
-        d_neg_beta = d.pow(-beta)
-        # dL/dx_i = g_i d_i^-b - (2 a b / n) x_i * sum_{j in win(i)} g_j x_j d_j^(-b-1)
-        inner = grad_y * x * d_neg_beta / d
-        grad_x = grad_y * d_neg_beta - (2.0 * alpha * beta / size) * x * _LRN._window_sum(inner, size)
+        # dL/dx_i = g_i r_i - (2 a b / n) x_i * sum_{j in win(i)} g_j x_j d_j^(-b-1),  d^(-b-1) = r * r^(1/b)
+        inner = (grad_y * x).mul_(r)
+        inner = inner.mul_(r).mul_(r) if beta == 0.5 else inner.mul_(r.pow(1.0 / beta))
+        grad_x = (grad_y * r).addcmul_(x, _window_sum(inner, size), value=-2.0 * alpha * beta / size)
         return grad_x, None, None, None, None
 
 
@@ -101,7 +107,10 @@ def local_response_norm(x: torch.Tensor, size: int = 11, alpha: float = 0.0011, 
                         k: float = 2.0) -> torch.Tensor:
     """Same maths as ``nn.LocalResponseNorm(size, alpha, beta, k)`` on (B, C, H, W), much faster.
 
-    Always computed in fp32: the running sum over channels cancels catastrophically in bf16/fp16."""
+    Half precision inputs are computed in fp32: the running sum over channels cancels catastrophically
+    in bf16/fp16."""
+    if x.dtype in (torch.float32, torch.float64):
+        return _LRN.apply(x, size, alpha, beta, k)
     return _LRN.apply(x.float(), size, alpha, beta, k).to(x.dtype)
 
 
