@@ -152,8 +152,10 @@ def render(
 
 def default_output(input: str, preview: bool) -> Path:
     """INPUT.dream.mp4 beside the input (noise.dream.mp4 here for noise); .preview.mp4 for previews."""
+    from .sources import NOISE
+
     kind = "preview" if preview else "dream"
-    if input == "noise":
+    if input == NOISE:
         return Path(f"noise.{kind}.mp4")
     path = Path(input)
     return path.with_name(f"{path.stem if path.suffix else path.name}.{kind}.mp4")

@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from . import media
 
 
 def to_tensor(frame: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (H,W,3) -> float32 (1,3,H,W) in [0,1] on `device` (converted on the device: 4x less to copy)."""
     t = torch.from_numpy(np.ascontiguousarray(frame)).to(device, non_blocking=True)
     return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def load_frame(path: str | Path, device: torch.device | str = "cpu") -> torch.Tensor:
+    """An image file as a frame (1,3,H,W) in [0,1] on `device` (start images, guide images)."""
+    return to_tensor(media.load_image(path), device)
 
 
 def to_uint8(frame: torch.Tensor) -> np.ndarray:

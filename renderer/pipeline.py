@@ -39,7 +39,7 @@ from .config import Mode, Preset, dump_toml
 from .dream import Objective, dream, parse_objective
 from .errors import DreamvidError, InputError, PresetError
 from .flow import FlowEstimator, FlowMethod, Interpolation, consistency_mask, flow_to_tensor, warp
-from .frames import noise_frame, to_tensor, to_uint8
+from .frames import load_frame, noise_frame, to_tensor, to_uint8
 from .models import load_backbone
 from .motion import transform_frame
 from .sources import Source, SourceKind
@@ -298,8 +298,8 @@ def render(job: RenderJob, progress: Progress | None = None) -> Path:
     work, state = _prepare_work_dir(job, digest, fmt)
 
     model = load_backbone(preset.model.name, preset.model.weights or None, job.device)
-    load = lambda path: to_tensor(media.load_image(path), job.device)  # noqa: E731  (guide images)
-    objectives = {text: parse_objective(text, model, load) for text in timeline.objective.texts}
+    objectives = {text: parse_objective(text, model, lambda path: load_frame(path, job.device))
+                  for text in timeline.objective.texts}
     dreamer = FrameDreamer(job, timeline, model, objectives)
     generator = torch.Generator()
     generator.set_state(state.rng)

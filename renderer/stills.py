@@ -10,16 +10,11 @@ from . import media
 from .devices import pick_device
 from .dream import DreamSettings, dream, parse_objective
 from .errors import InputError
-from .frames import noise_frame, to_tensor, to_uint8
+from .frames import load_frame, noise_frame, to_uint8
 from .models import load_backbone
+from .sources import NOISE
 
-NOISE = "noise"
 NOISE_SIZE = (512, 512)
-
-
-def image_loader(device: torch.device):
-    """Loader for guide images: path -> (1,3,H,W) in [0,1] on `device`."""
-    return lambda path: to_tensor(media.load_image(path), device)
 
 
 def dream_still(source: str, output: Path, *, objective: str | None, settings: DreamSettings, seed: int = 0,
@@ -41,13 +36,13 @@ def dream_still(source: str, output: Path, *, objective: str | None, settings: D
         width, height = size or NOISE_SIZE
         image = noise_frame(height, width, generator, dev)
     else:
-        image = to_tensor(media.load_image(source), dev)
+        image = load_frame(source, dev)
         if size is not None:
             from .dream.engine import resize
 
             image = resize(image, (size[1], size[0]))
     net = load_backbone(model, weights, dev)
-    objective_fn = parse_objective(objective or net.default_layer, net, image_loader(dev))
+    objective_fn = parse_objective(objective or net.default_layer, net, lambda path: load_frame(path, dev))
     result = dream(image, net, objective_fn, settings, generator)
     media.save_image(output, to_uint8(result))
     return output
