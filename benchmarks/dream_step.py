@@ -25,7 +25,7 @@ Nothing here is product code: the naive port exists only as a comparison point.
 from __future__ import annotations
 
 import argparse
-import copy
+import functools
 import dataclasses
 import json
 import os
@@ -57,7 +57,7 @@ from renderer.dream.engine import DreamSettings, auto_tile, dream_step, objectiv
 from renderer.dream.objectives import parse_objective
 from renderer.errors import DreamvidError
 from renderer.models import DEFAULT_MODEL, load_backbone
-from renderer.models.inception5h import INPUT_MEAN, LOGITS, POOL_AFTER, Inception5h
+from renderer.models.inception5h import Inception5h
 
 # ----------------------------------------------------------------------------------------------------
 # Machine
@@ -180,65 +180,22 @@ def naive_max_pool_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tens
     return F.max_pool2d(F.pad(x, pads, value=float("-inf")), kernel, stride)
 
 
-class NaiveInception5h(nn.Module):
-    """inception5h as a straightforward port would write it, sharing the product network's weights:
-    ``nn.LocalResponseNorm`` instead of the fast LRN, ``F.pad(-inf)`` + ``max_pool2d`` for every SAME
-    max-pool (the stride-2 ones and each block's stride-1 pool branch), contiguous (not channels-last)
-    tensors. Convolutions (with their SAME padding) are the product's own modules. Same
-    ``forward(x, layers) -> {layer: activation}`` contract, so the library's dream_step drives it.
-    """
+class NaiveInception5h(Inception5h):
+    """inception5h as a straightforward port would write it: ``nn.LocalResponseNorm`` (avg_pool3d inside)
+    instead of the fast LRN, ``F.pad(-inf)`` + ``max_pool2d`` for every SAME max-pool (the stride-2 ones
+    and each block's stride-1 pool branch), contiguous (not channels-last) tensors. Everything else,
+    convolutions included, is the product's code, loaded with the product's weights."""
 
-    def __init__(self, product: Inception5h) -> None:
-        super().__init__()
-        self.net = copy.deepcopy(product).to(memory_format=torch.contiguous_format)
-        self.lrn = nn.LocalResponseNorm(11, alpha=0.0011, beta=0.5, k=2.0)
-        self.name = f"{product.name} (naive port)"
+    lrn = staticmethod(functools.partial(F.local_response_norm, size=11, alpha=0.0011, beta=0.5, k=2.0))
+    pool_s2 = staticmethod(functools.partial(naive_max_pool_same, kernel=3, stride=2))
+    pool_s1 = staticmethod(functools.partial(naive_max_pool_same, kernel=3, stride=1))
 
-    def _block(self, block: nn.Module, x: torch.Tensor, record: dict | None) -> torch.Tensor:
-        pre = {
-            "1x1": block.conv("1x1")(x),
-            "3x3_bottleneck": block.conv("3x3_bottleneck")(x),
-            "5x5_bottleneck": block.conv("5x5_bottleneck")(x),
-            "pool_reduce": block.conv("pool_reduce")(naive_max_pool_same(x, 3, 1)),
-        }
-        pre["3x3"] = block.conv("3x3")(F.relu(pre["3x3_bottleneck"]))
-        pre["5x5"] = block.conv("5x5")(F.relu(pre["5x5_bottleneck"]))
-        if record is not None:
-            for branch, value in pre.items():
-                record[f"{block.name}_{branch}_pre_relu"] = value
-        return F.relu(torch.cat([pre["1x1"], pre["3x3"], pre["5x5"], pre["pool_reduce"]], 1))
-
-    def forward(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        net, wanted, out = self.net, set(layers), {}
-
-        def keep(name: str, value: torch.Tensor) -> bool:
-            if name in wanted:
-                out[name] = value
-            return wanted <= out.keys()
-
-        x = x * 255.0 - INPUT_MEAN
-        x = F.relu(net.conv2d0_pre_relu_conv(x))
-        if keep("conv2d0", x):
-            return out
-        x = self.lrn(naive_max_pool_same(x, 3, 2))
-        x = F.relu(net.conv2d1_pre_relu_conv(x))
-        if keep("conv2d1", x):
-            return out
-        x = F.relu(net.conv2d2_pre_relu_conv(x))
-        if keep("conv2d2", x):
-            return out
-        x = naive_max_pool_same(self.lrn(x), 3, 2)
-        for block in net.blocks:
-            record = {} if any(n.startswith(block.name + "_") for n in wanted) else None
-            x = self._block(block, x, record)
-            for name, value in (record or {}).items():
-                keep(name, value)
-            if keep(block.name, x):
-                return out
-            if block.name in POOL_AFTER:
-                x = naive_max_pool_same(x, 3, 2)
-        keep(LOGITS, net.softmax2_pre_activation_matmul(x.mean(dim=(2, 3))))
-        return out
+    @classmethod
+    def like(cls, product: Inception5h) -> "NaiveInception5h":
+        naive = cls()
+        naive.load_state_dict(product.state_dict())
+        naive.name = f"{product.name} (naive port)"
+        return naive.eval().to(next(product.parameters()).device, memory_format=torch.contiguous_format)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -505,7 +462,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. naive port
     naive = None
     if not args.no_naive and isinstance(model, Inception5h):
-        naive_model = NaiveInception5h(model)
+        naive_model = NaiveInception5h.like(model)
         naive_image = frame.contiguous()
         with torch.no_grad():
             a = model(image, objective.layers)

@@ -18,7 +18,8 @@ took over half of a dream step on CPU).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import functools
+from collections.abc import Callable, Collection
 from functools import cache
 from importlib import resources
 
@@ -144,13 +145,13 @@ class _Mixed(nn.Module):
     def conv(self, branch: str) -> _Conv:
         return getattr(self, f"{self.name}_{branch}_pre_relu_conv")
 
-    def forward(self, x: torch.Tensor, record: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pool: Callable[[torch.Tensor], torch.Tensor],
+                record: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         pre = {
             "1x1": self.conv("1x1")(x),
             "3x3_bottleneck": self.conv("3x3_bottleneck")(x),
             "5x5_bottleneck": self.conv("5x5_bottleneck")(x),
-            # The pool branch's input is post-ReLU (>= 0): SAME max-pool of stride 1 pads symmetrically.
-            "pool_reduce": self.conv("pool_reduce")(F.max_pool2d(x, 3, 1, 1)),
+            "pool_reduce": self.conv("pool_reduce")(pool(x)),
         }
         pre["3x3"] = self.conv("3x3")(F.relu(pre["3x3_bottleneck"]))
         pre["5x5"] = self.conv("5x5")(F.relu(pre["5x5_bottleneck"]))
@@ -167,6 +168,11 @@ class Inception5h(nn.Module):
 
     name = "inception5h"
     default_layer = "mixed4c"
+    #: The non-convolution ops, as attributes so a comparison port can swap them (benchmarks/).
+    lrn = staticmethod(local_response_norm)
+    pool_s2 = staticmethod(max_pool_same_3x3s2)
+    #: Block inputs are post-ReLU, so the stride-1 SAME max-pool is symmetric padding by 1.
+    pool_s1 = staticmethod(functools.partial(F.max_pool2d, kernel_size=3, stride=1, padding=1))
 
     def __init__(self) -> None:
         super().__init__()
@@ -225,23 +231,23 @@ class Inception5h(nn.Module):
         x = F.relu(self.conv2d0_pre_relu_conv(x))
         if keep("conv2d0", x):
             return out
-        x = local_response_norm(max_pool_same_3x3s2(x))
+        x = self.lrn(self.pool_s2(x))
         x = F.relu(self.conv2d1_pre_relu_conv(x))
         if keep("conv2d1", x):
             return out
         x = F.relu(self.conv2d2_pre_relu_conv(x))
         if keep("conv2d2", x):
             return out
-        x = max_pool_same_3x3s2(local_response_norm(x))
+        x = self.pool_s2(self.lrn(x))
         for block in self.blocks:
             record: dict[str, torch.Tensor] | None = {} if any(n.startswith(block.name + "_") for n in wanted) else None
-            x = block(x, record)
+            x = block(x, self.pool_s1, record)
             for name, value in (record or {}).items():
                 keep(name, value)
             if keep(block.name, x):
                 return out
             if block.name in POOL_AFTER:
-                x = max_pool_same_3x3s2(x)
+                x = self.pool_s2(x)
         logits = self.softmax2_pre_activation_matmul(x.mean(dim=(2, 3)))
         keep(LOGITS, logits)
         return out
