@@ -229,11 +229,18 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_leaves_a_playable_file_and_resume_equals_an_uninterrupted_render(tmp_path):
+RESUMABLE = {
+    "feedback-from-noise": ["noise", "--size", "64x48", "--frames", "60", "--preset", "fractal-zoom"],
+    "flow-on-a-video": [str(SAMPLES / "cat-pan.mp4"), "--scale", "0.25", "--end", "2.5", "--preset", "flow-dream"],
+}
+
+
+@pytest.mark.parametrize("kind", RESUMABLE)
+def test_ctrl_c_leaves_a_playable_file_and_resume_equals_an_uninterrupted_render(tmp_path, kind):
     """A real SIGINT to a real `dreamvid render`, then --resume; PNG output so frames compare exactly."""
-    args = [sys.executable, "-m", "renderer.cli", "render", "noise", "--size", "64x48", "--frames", "60",
-            "--preset", "fractal-zoom", "--quiet", "--set", "dream.steps=2", "--set", "dream.objective=mixed3a",
-            "--set", "dream.first_steps=3", "--set", "dream.octaves=1", "--set", "dream.first_octaves=1"]
+    args = [sys.executable, "-m", "renderer.cli", "render", *RESUMABLE[kind], "--quiet", "--set", "dream.steps=2",
+            "--set", "dream.objective=mixed3a", "--set", "dream.first_steps=3", "--set", "dream.octaves=1",
+            "--set", "dream.first_octaves=1"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     whole = tmp_path / "whole"
     subprocess.run([*args, "-o", f"{whole}/"], check=True, env=env, capture_output=True)
