@@ -181,12 +181,13 @@ class progress_bar:
     def __enter__(self):
         if self.quiet:
             return None
+        from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         self._bar = Progress(TextColumn("dreaming"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                              TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                             TimeRemainingColumn(), transient=False)
+                             TimeRemainingColumn(), transient=False, console=Console(stderr=True))
         self._bar.__enter__()
         self._task = self._bar.add_task("render", total=None, rate="")
 
@@ -277,9 +278,13 @@ def schedule(
 
 def main() -> None:
     """Console entry point: typer handles usage errors itself (exit 2); ours become one line."""
+    import warnings
+
     from .devices import keep_freed_memory
 
     keep_freed_memory()
+    # The library warns through `warnings`; a user sees one plain line.
+    warnings.formatwarning = lambda message, *args, **kwargs: f"dreamvid: warning: {message}\n"
     try:
         app()
     except DreamvidError as exc:
