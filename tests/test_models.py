@@ -101,3 +101,22 @@ def test_unknown_model_lists_the_choices():
     with pytest.raises(ModelError, match="vgg16"):
         load_backbone("alexnet")
     assert isinstance(Inception5h().layer_names(), tuple)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 9), (10, 13), (31, 6)])
+def test_stem_conv_equals_the_7x7_stride_2_same_convolution(inception, size):
+    x = torch.rand(1, 3, *size, dtype=torch.float64, requires_grad=True)
+    conv = inception.conv2d0_pre_relu_conv.double()
+    try:
+        h, w = size
+        pads = [(max((-(-n // 2) - 1) * 2 + 7 - n, 0)) for n in (w, h)]
+        reference = F.conv2d(F.pad(x, (pads[0] // 2, pads[0] - pads[0] // 2, pads[1] // 2, pads[1] - pads[1] // 2)),
+                             conv.weight, conv.bias, stride=2)
+        ours = conv(x)
+        assert ours.shape == reference.shape
+        assert torch.allclose(ours, reference, atol=1e-10)
+        g1, = torch.autograd.grad(ours.sum(), x)
+        g2, = torch.autograd.grad(reference.sum(), x)
+        assert torch.allclose(g1, g2, atol=1e-10)
+    finally:
+        conv.float()

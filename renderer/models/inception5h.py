@@ -130,6 +130,24 @@ class _Conv(nn.Conv2d):
         return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride)
 
 
+class _StemConv(_Conv):
+    """The 7x7 stride-2 input convolution, computed as a 4x4 stride-1 convolution on 2x2 pixel blocks.
+
+    Same result (the 7x7 kernel is zero-padded to 8x8 and regrouped by ``pixel_unshuffle``), but 12
+    input channels instead of 3: oneDNN's gradient for a 3-channel input ran at ~70 GFLOP/s and took
+    12 % of a dream step; this form takes half the time.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = _same_pad(x.shape[-2], 7, 2)
+        left, right = _same_pad(x.shape[-1], 7, 2)
+        bottom += (x.shape[-2] + top + bottom) % 2  # an even padded size; the extra zeros meet the zero 8th tap
+        right += (x.shape[-1] + left + right) % 2
+        blocks = F.pixel_unshuffle(F.pad(x, (left, right, top, bottom)), 2)
+        weight = F.pixel_unshuffle(F.pad(self.weight, (0, 1, 0, 1)), 2)
+        return F.conv2d(blocks, weight.contiguous(memory_format=torch.channels_last), self.bias)
+
+
 class _Mixed(nn.Module):
     """One inception block; parameters named ``{block}_{branch}_pre_relu_conv`` as in the weight files."""
 
@@ -176,7 +194,7 @@ class Inception5h(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv2d0_pre_relu_conv = _Conv(3, 64, 7, stride=2)
+        self.conv2d0_pre_relu_conv = _StemConv(3, 64, 7, stride=2)
         self.conv2d1_pre_relu_conv = _Conv(64, 64, 1)
         self.conv2d2_pre_relu_conv = _Conv(64, 192, 3)
         self.blocks = nn.ModuleList(_Mixed(n, c) for n, c in BLOCKS.items())
