@@ -38,14 +38,14 @@ from renderer.flow import Interpolation, sample
 
 
 @dataclass(frozen=True)
-class MotionStep:
-    """The affine motion of one frame, from :meth:`Motion.per_frame` (same conventions, per frame).
+class _Affine:
+    """Zoom, rotation and drift about a centre. The units (per second or per frame) are the subclass's.
 
     Attributes:
-        zoom: scale factor for this frame, > 0 (> 1 zooms in).
+        zoom: scale factor, > 0 (> 1 zooms in).
         angle: rotation in degrees, counter-clockwise.
-        translate_x: drift in this frame as a fraction of the width, + moves content right.
-        translate_y: drift in this frame as a fraction of the height, + moves content down.
+        translate_x: drift as a fraction of the width, + moves content right.
+        translate_y: drift as a fraction of the height, + moves content down.
         center_x: centre of zoom and rotation as a fraction of the width.
         center_y: centre of zoom and rotation as a fraction of the height.
     """
@@ -59,6 +59,11 @@ class MotionStep:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+
+@dataclass(frozen=True)
+class MotionStep(_Affine):
+    """The affine motion of one frame, from :meth:`Motion.per_frame`: zoom, angle and drift per frame."""
 
     @property
     def is_identity(self) -> bool:
@@ -67,27 +72,10 @@ class MotionStep:
 
 
 @dataclass(frozen=True)
-class Motion:
-    """Feedback-mode motion in per-second units, as users write it in presets and schedules.
-
-    Attributes:
-        zoom: scale factor per second, > 0 (> 1 zooms in; 1.5 means 1.5x larger after one second).
-        angle: rotation in degrees per second, counter-clockwise.
-        translate_x: drift per second as a fraction of the width, + moves content right.
-        translate_y: drift per second as a fraction of the height, + moves content down.
-        center_x: centre of zoom and rotation as a fraction of the width.
-        center_y: centre of zoom and rotation as a fraction of the height.
-    """
-
-    zoom: float = 1.0
-    angle: float = 0.0
-    translate_x: float = 0.0
-    translate_y: float = 0.0
-    center_x: float = 0.5
-    center_y: float = 0.5
-
-    def __post_init__(self) -> None:
-        _validate(self)
+class Motion(_Affine):
+    """Feedback-mode motion in per-second units, as users write it in presets and schedules: zoom per
+    second (1.5 = 1.5x larger after one second), degrees per second, frame fractions per second.
+    A distinct type from :class:`MotionStep`, so per-second values never reach the resampler."""
 
     def per_frame(self, fps: float) -> MotionStep:
         """The step for one frame at ``fps``: ``zoom ** (1/fps)``, ``angle / fps``, ``translate / fps``."""
@@ -179,7 +167,7 @@ def transform_frame(
     return sample(frame, grid, interpolation=interpolation, padding_mode="reflection").clamp(0.0, 1.0)
 
 
-def _validate(motion: Motion | MotionStep) -> None:
+def _validate(motion: _Affine) -> None:
     for field in fields(motion):
         value = getattr(motion, field.name)
         if not math.isfinite(value):
