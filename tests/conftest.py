@@ -1,5 +1,4 @@
-"""Shared fixtures. The real inception5h weights are found through the project's own lookup:
-$DREAMVID_WEIGHTS (set by .ci/run), else ../shared/weights beside the repository."""
+"""Shared fixtures. The real inception5h weights are the ones the package ships (renderer/data)."""
 
 from __future__ import annotations
 
@@ -16,16 +15,12 @@ from renderer.frames import to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
-_SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"
-
-if not os.environ.get("DREAMVID_WEIGHTS") and _SHARED_WEIGHTS.is_dir():
-    os.environ["DREAMVID_WEIGHTS"] = str(_SHARED_WEIGHTS)
 torch.set_num_threads(max(1, min(os.cpu_count() or 1, 4)))
 
 
 @pytest.fixture(scope="session")
 def inception():
-    """The real inception5h network (found via $DREAMVID_WEIGHTS), on the CPU."""
+    """The real inception5h network (the packaged weights), on the CPU."""
     from renderer.models import load_backbone
 
     return load_backbone("inception5h")

@@ -18,8 +18,6 @@ from . import weights as W
 from .inception5h import LOGITS, Inception5h
 from .torchvision_nets import TORCHVISION_MODELS, load_torchvision
 
-#: The public copy of inception5h that lucent and neural-dream download (same key names as ours).
-INCEPTION5H_URL = "https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"
 INCEPTION5H_FILES = ("inception5h.safetensors", "inception5h.pth")
 DEFAULT_MODEL = "inception5h"
 RANDOM_WEIGHTS = "random"
@@ -30,18 +28,16 @@ def available_models() -> tuple[str, ...]:
 
 
 def _inception5h_state(weights: str | Path | None) -> dict[str, torch.Tensor]:
+    """inception5h's tensors from the lookup in :mod:`renderer.models.weights`; the package ships a copy,
+    so nothing is downloaded. The packaged file is checked by sha256, any other by its values."""
     path = W.find_weights(INCEPTION5H_FILES, weights)
-    if path is None:
-        try:
-            path = W.download(INCEPTION5H_URL, "inception5h.pth")
-        except ModelError as exc:
-            raise ModelError(
-                f"inception5h weights not found (looked in {W.searched_places(INCEPTION5H_FILES)}) "
-                f"and {exc.message}",
-                hint=f"put inception5h.safetensors or inception5h.pth into {W.cache_dir()} "
-                f"(or set ${W.ENV_DIR} to its folder, or pass --weights FILE)") from exc
+    if path is None:  # only when the packaged copy was left out of the install
+        raise ModelError(f"inception5h weights not found (looked in {W.searched_places(INCEPTION5H_FILES)})",
+                         hint="reinstall dreamvid (it ships inception5h.safetensors), or pass --weights FILE")
+    verified = W.verified_by_hash(path)
     state = W.read_state_dict(path)
-    W.verify_fingerprint(state, W.load_fingerprint("inception5h"), path)
+    if not verified:
+        W.verify_fingerprint(state, W.load_fingerprint("inception5h"), path)
     return state
 
 

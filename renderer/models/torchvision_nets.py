@@ -1,9 +1,10 @@
 """torchvision ImageNet classifiers as dreamable backbones.
 
 Each network is flattened into named stages in forward order; ``forward(x, layers)`` runs stages until
-the deepest requested one, so nothing past it is computed. Weights come through torchvision's weight
-enums (downloaded into torch's hub cache the normal way), a file in ``$DREAMVID_WEIGHTS`` with the
-enum's file name, or an explicit file.
+the deepest requested one, so nothing past it is computed. Weights come from an explicit file, a file
+with the enum's file name in ``$DREAMVID_WEIGHTS`` or dreamvid's cache, or else torchvision's weight
+enums (downloaded into torch's hub cache the normal way and checked against the hash in their URL;
+not when ``$DREAMVID_OFFLINE`` is set). Whatever is loaded must fit the network exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: (torchvision's ``transform_input`` undoes the ImageNet normalisation to get there).
 TF_MEAN, TF_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 LOGITS = "logits"
+#: Auxiliary classifier heads that torchvision's googlenet (aux1, aux2) and inception_v3 (AuxLogits)
+#: checkpoints contain but our networks, built with aux_logits=False, do not: dropped before loading.
+AUX_HEADS = ("aux1.", "aux2.", "AuxLogits.")
 
 
 def _vgg_stages(net: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -114,19 +118,32 @@ class StagedBackbone(nn.Module):
 
 
 def load_torchvision(name: str, weights: str | Path | None, random: bool = False) -> StagedBackbone:
-    """Build torchvision network `name` with ImageNet weights (or untrained when `random`)."""
+    """Build torchvision network `name` with ImageNet weights (or untrained when `random`).
+
+    Raises ModelError when the weights cannot be had or do not fit the network (missing, unexpected or
+    wrongly shaped tensors), naming the file and the first offending key.
+    """
     build, enum, stages, (mean, std), default_layer, kwargs = TORCHVISION_MODELS[name]
     net = build(weights=None, **kwargs)
     if not random:
         filename = Path(enum.url).name
         path = W.find_weights((filename,), weights)
-        try:
-            state = W.read_state_dict(path) if path else enum.get_state_dict(progress=True)
-            net.load_state_dict(state, strict=False)
-        except ModelError:
-            raise
-        except Exception as exc:
-            hub = Path(torch.hub.get_dir()) / "checkpoints"
-            raise ModelError(f"cannot get {name} weights ({str(exc).splitlines()[0]})",
-                             hint=f"put {filename} into {hub} or ${W.ENV_DIR}, or pass --weights FILE") from exc
+        state = W.read_state_dict(path) if path else _download_state_dict(name, enum, filename)
+        ours = net.state_dict()
+        state = {k: v for k, v in state.items() if k in ours or not k.startswith(AUX_HEADS)}
+        W.check_state_dict_fits(state, ours, str(path or enum.url), name, optional=("num_batches_tracked",))
+        net.load_state_dict(state)
     return StagedBackbone(name, stages(net), mean, std, default_layer, tuple(enum.meta["categories"]))
+
+
+def _download_state_dict(name: str, enum: tvm.WeightsEnum, filename: str) -> dict[str, torch.Tensor]:
+    """torchvision's own ImageNet weights for `name`, from torch's hub cache or downloaded into it."""
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hint = f"put {filename} into {hub}, ${W.ENV_DIR} or {W.cache_dir()}, or pass --weights FILE"
+    if W.offline() and not (hub / filename).is_file():
+        raise ModelError(f"{name} weights are not in {hub} and ${W.ENV_OFFLINE} forbids downloading them", hint=hint)
+    try:
+        # check_hash: torchvision's file names carry the first digits of their sha256.
+        return enum.get_state_dict(progress=True, check_hash=True)
+    except Exception as exc:  # no network, HTTP error, hash mismatch, truncated file
+        raise ModelError(f"cannot get {name} weights ({str(exc).splitlines()[0]})", hint=hint) from exc
