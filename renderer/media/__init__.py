@@ -38,12 +38,12 @@ from .ffmpeg import StrPath, ffmpeg_exe
 from .files import atomic_path
 from .finalize import AudioSource, finalize, partial_preview
 from .images import FRAME_NAME, IMAGE_EXTENSIONS, is_image, list_frame_folder, load_image, save_image
-from .probe import VideoInfo, count_frames, count_frames_and_secs, probe
+from .probe import Packets, VideoInfo, count_frames, count_frames_and_secs, probe, video_packets
 
 __all__ = [
-    "FRAME_NAME", "IMAGE_EXTENSIONS", "PARTIAL_SUFFIX", "AudioSource", "OutputFormat", "SegmentWriter",
-    "StrPath", "VideoInfo", "VideoReader", "atomic_path", "count_frames", "count_frames_and_secs",
+    "FRAME_NAME", "IMAGE_EXTENSIONS", "PARTIAL_SUFFIX", "AudioSource", "OutputFormat", "Packets",
+    "SegmentWriter", "StrPath", "VideoInfo", "VideoReader", "atomic_path", "count_frames", "count_frames_and_secs",
     "even_size", "ffmpeg_exe", "finalize", "is_image", "list_frame_folder", "load_image", "output_format",
     "partial_dir", "partial_preview", "preview_path", "probe", "read_audio", "read_video", "save_image",
-    "segment_path",
+    "segment_path", "video_packets",
 ]

@@ -6,14 +6,15 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from ..errors import EncodeError, InputError
 from .encode import AUDIO_ENCODE, OutputFormat, preview_path
-from .ffmpeg import StrPath, run, span_args, url
+from .ffmpeg import StrPath, rate, run, span_args, url
 from .files import atomic_path, link_or_copy, remove
 from .images import FRAME_NAME, numbered_images
-from .probe import count_frames, header
+from .probe import Packets, header, video_packets
 
 _GIF_GRAPH = "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=sierra2_4a"
 
@@ -84,21 +85,28 @@ def partial_preview(segments: Sequence[StrPath], output: StrPath, fmt: OutputFor
 
 def _concat(segments: list[Path], dest: Path, fmt: OutputFormat, fps: float,
             audio: AudioSource | None) -> None:
-    """Run ffmpeg's concat demuxer over ``segments`` into ``dest`` (+ audio span)."""
+    """Run ffmpeg's concat demuxer over ``segments`` into ``dest`` (+ audio span), every frame on
+    the ``fps`` grid (see :func:`_frame_grid`)."""
+    packets = [video_packets(seg) for seg in segments]
     fd, list_name = tempfile.mkstemp(prefix="dreamvid-concat-", suffix=".txt")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for seg in segments:
+            for seg, seg_packets in zip(segments, packets):
                 quoted = url(seg.resolve()).replace("'", "'\\''")  # the concat list's quoting
-                f.write(f"file '{quoted}'\n")
+                # The exact length: otherwise the demuxer starts the next segment at this one's
+                # container duration, rounded to the container's clock (1 ms in Matroska), and the
+                # error adds up segment after segment.
+                f.write(f"file '{quoted}'\nduration {len(seg_packets) / fps:.6f}\n")
         args = ["-f", "concat", "-safe", "0", "-i", list_name]
         if audio is not None:
-            n_frames = sum(count_frames(s) for s in segments)
-            args += _audio_input(audio, n_frames / fps, fmt, fps)
+            args += _audio_input(audio, sum(map(len, packets)) / fps, fmt, fps)
         if fmt is OutputFormat.GIF:
             args += ["-filter_complex", f"[0:v]{_GIF_GRAPH}"]
         else:
             args += ["-map", "0:v:0", "-c:v", "copy"]
+            grid = _frame_grid(packets, fps)
+            if grid is not None:
+                args += ["-bsf:v", grid]
             if audio is not None:
                 args += ["-map", "1:a:0"]
         if fmt in (OutputFormat.MP4, OutputFormat.MOV):
@@ -106,6 +114,36 @@ def _concat(segments: list[Path], dest: Path, fmt: OutputFormat, fps: float,
         run([*args, "-y", url(dest)], f"writing {dest.name}")
     finally:
         os.unlink(list_name)
+
+
+def _frame_grid(packets: Sequence[Packets], fps: float) -> str | None:
+    """A ``setts`` bitstream filter that puts the joined segments' timestamps on the frame grid.
+
+    Each segment is encoded on its own, and an encoder that reorders frames (x264's B-frames) starts
+    decoding as many frames before showing as it has seen reason to: 2 in a full segment, 0 in one
+    of 1 or 2 frames (the last one of a render, or one cut short by Ctrl-C). Joined as they are, the
+    decode timestamps jump by the difference where such segments meet, and mp4/mov store the gaps
+    between decode timestamps as the frame durations (``stts``): one frame lasts three frame times,
+    the track is two frames too long, and ffprobe and editors read 50 frames at 25 fps as 24.04 fps,
+    variable. Here every decode time becomes ``(n - D)`` frame times, D the largest delay of any
+    segment, so each frame is decoded before it is shown and lasts exactly one frame time; the
+    presentation times are snapped to the grid they are already within a microsecond of.
+
+    None when a segment does not hold one frame per grid slot (nothing to fix that way).
+    """
+    frame_rate = Fraction(rate(fps))
+    delay = 0
+    for seg in packets:
+        if not seg.pts or min(seg.pts) != seg.pts[0]:
+            return None
+        tick = 1 / (frame_rate * seg.time_base)  # one frame time in the segment's time base
+        slots = [round((pts - seg.pts[0]) / tick) for pts in seg.pts]
+        if sorted(slots) != list(range(len(slots))):
+            return None
+        delay = max(delay, *(index - slot for index, slot in enumerate(slots)))
+    tick_expr = f"({frame_rate.denominator}/({frame_rate.numerator}*TB))"
+    return (f"setts=pts=STARTPTS+round((PTS-STARTPTS)/{tick_expr})*{tick_expr}"
+            f":dts=STARTPTS+(N-{delay})*{tick_expr}:duration={tick_expr}")
 
 
 def _audio_input(audio: AudioSource, video_s: float, fmt: OutputFormat, fps: float) -> list[str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import imageio_ffmpeg
 
 from ..errors import EncodeError, InputError
-from .ffmpeg import StrPath, call, meaningful, url
+from .ffmpeg import StrPath, call, meaningful, run, url
 from .images import numbered_images
 
 
@@ -156,3 +157,39 @@ def count_frames(path: StrPath) -> int:
     if path.is_dir():
         return len(numbered_images(path))
     return count_frames_and_secs(path)[0]
+
+
+@dataclass(frozen=True)
+class Packets:
+    """The timestamps of a file's first video stream, packet by packet in decode order.
+
+    ``dts``, ``pts`` and ``duration`` are integers in units of ``time_base`` (seconds), as the
+    container stores them (an mp4 edit list already applied, so the first frame shows at pts 0).
+    """
+
+    time_base: Fraction
+    dts: list[int]
+    pts: list[int]
+    duration: list[int]
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+_CRC_LINE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),", re.MULTILINE)
+_CRC_TB = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
+
+
+def video_packets(path: StrPath) -> Packets:
+    """Read the packet timestamps of ``path``'s first video stream (no decoding: fast).
+
+    Raises:
+        EncodeError: ffmpeg cannot read the file.
+    """
+    path = Path(path)
+    text = run(["-nostdin", "-i", url(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "pipe:1"],
+               f"reading the packets of {path}").decode("ascii", "replace")
+    tb = _CRC_TB.search(text)
+    rows = [tuple(int(v) for v in row) for row in _CRC_LINE.findall(text)]
+    return Packets(Fraction(int(tb[1]), int(tb[2])) if tb else Fraction(1, 1),
+                   [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
