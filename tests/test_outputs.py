@@ -208,3 +208,11 @@ def test_mp4_is_not_variable_rate_after_a_short_last_segment(tmp_path):
     output, _ = render(tmp_path, OutputFormat.MP4, Fraction(25), None, [48, 50])
     assert stated_rates(header(output)) == (25.0, 25.0)
     assert mov_tracks(output)["vide"]["stts"] == [(50, 512)]
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.MP4, OutputFormat.MOV, OutputFormat.WEBM])
+def test_yuv_outputs_are_tagged_bt709(tmp_path, fmt):
+    """Matrix, primaries and transfer all stated: an untagged file is guessed at (BT.601 for SD)."""
+    output, _ = render(tmp_path, fmt, Fraction(25), None, [3])
+    line = next(line for line in header(output).splitlines() if "Video:" in line)
+    assert "(tv, bt709, progressive)" in line or "(tv, bt709)" in line, line

@@ -19,7 +19,10 @@ PARTIAL_SUFFIX = ".dreamvid-partial"
 
 # Colour tagging for YUV outputs. Without it swscale converts RGB with the BT.601 matrix and leaves
 # the file untagged, and players that assume BT.709 (most of them, for anything HD) shift the hues.
-_BT709 = ["-vf", "scale=out_color_matrix=bt709:out_range=tv",
+# The tags go on the frames (setparams): since ffmpeg 7 the encoder takes them from the frames, and
+# the -color_primaries/-color_trc output options alone left both "unknown".
+_BT709 = ["-vf", "scale=out_color_matrix=bt709:out_range=tv,"
+                 "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
           "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
 
 
