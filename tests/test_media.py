@@ -254,6 +254,32 @@ def test_list_frame_folder_natural_order(tmp_path):
             media.list_frame_folder(path)
 
 
+def test_atomic_path_files_and_folders(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), media.atomic_path(target) as tmp:
+        assert tmp.suffix == ".txt" and tmp.parent == tmp_path and tmp.name.startswith(".")
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    with media.atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"old")
+    with pytest.raises(RuntimeError), media.atomic_path(folder) as tmp:
+        tmp.mkdir()
+        raise RuntimeError("interrupted")
+    assert [p.name for p in folder.iterdir()] == ["a.png"]
+    with media.atomic_path(folder) as tmp:  # a non-empty folder is replaced as a whole
+        tmp.mkdir()
+        (tmp / "b.png").write_bytes(b"new")
+    assert [p.name for p in folder.iterdir()] == ["b.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "out.txt"]
+
+
 # --------------------------------------------------------------------------------------------------
 # output formats
 

@@ -8,17 +8,45 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .ffmpeg import StrPath
+
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A hidden temporary name beside ``path`` (same extension, so ffmpeg and Pillow pick the
-    format), renamed onto ``path`` if the block succeeds and removed if it fails."""
+def atomic_path(path: StrPath) -> Iterator[Path]:
+    """Write ``path`` (a file or a folder) under a hidden temporary name beside it, renamed onto
+    ``path`` when the block succeeds and removed when it fails, so nobody ever sees half of it.
+
+    The temporary name keeps the extension (``.out.tmp.mp4``), so ffmpeg and Pillow pick the format
+    from it. A file replaces an existing file in one rename. A folder replaces an existing one by
+    three: the old one is moved aside, the new one renamed in, the old one deleted (and put back if
+    the second rename fails). Whether replacing is allowed is the caller's decision::
+
+        with atomic_path(output) as tmp:
+            tmp.write_text(text)
+    """
+    path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    remove(tmp)  # left by a run that was killed
     try:
         yield tmp
-        os.replace(tmp, path)
+        if tmp.is_dir() and path.exists():
+            _swap_folder(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        remove(tmp)
+
+
+def _swap_folder(new: Path, path: Path) -> None:
+    old = path.with_name(f".{path.name}.old")
+    remove(old)
+    os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except OSError:
+        os.replace(old, path)  # the swap failed half-way: put the old one back
+        raise
+    remove(old)
 
 
 def remove(path: Path) -> None:

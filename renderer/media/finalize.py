@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import EncodeError, InputError
 from .encode import AUDIO_ENCODE, OutputFormat, preview_path
 from .ffmpeg import StrPath, rate, run, span_args, url
-from .files import atomic_path, link_or_copy, remove
+from .files import atomic_path, link_or_copy
 from .images import FRAME_NAME, numbered_images
 from .probe import Packets, header, video_packets
 
@@ -166,25 +166,14 @@ def _audio_input(audio: AudioSource, video_s: float, fmt: OutputFormat, fps: flo
 
 def _finalize_folder(segments: list[Path], output: Path) -> Path:
     """Number the frames of the segment folders 1..N in a temporary folder, then swap it in."""
-    tmp = output.with_name(f".{output.name}.tmp")
-    old = output.with_name(f".{output.name}.old")
-    for stale in (tmp, old):
-        remove(stale)
     try:
-        tmp.mkdir()
-        n = 0
-        for seg in segments:
-            for frame in numbered_images(seg):
-                n += 1
-                link_or_copy(frame, tmp / FRAME_NAME.format(n))
-        if output.exists():  # overwrite was checked: move the old one aside, swap, then delete it
-            os.replace(output, old)
-        os.replace(tmp, output)
+        with atomic_path(output) as tmp:
+            tmp.mkdir()
+            n = 0
+            for seg in segments:
+                for frame in numbered_images(seg):
+                    n += 1
+                    link_or_copy(frame, tmp / FRAME_NAME.format(n))
     except OSError as exc:
-        if old.exists() and not output.exists():
-            os.replace(old, output)  # the swap failed half-way: put the old output back
         raise EncodeError(f"cannot write frames to {output}: {exc.strerror or exc}") from exc
-    finally:
-        remove(tmp)
-    remove(old)
     return output
