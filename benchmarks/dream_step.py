@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> dict:
     res["memory_format"] = "channels_last" if channels_last else "contiguous"
     # The dream step's arithmetic (newer versions of the library autocast the network on CUDA).
     has_precision = "precision" in {f.name for f in dataclasses.fields(DreamSettings)}
-    settings = DreamSettings(precision=args.precision) if has_precision else DreamSettings()
+    precision = getattr(engine, "Precision", str)(args.precision.lower())  # an enum in newer versions
+    settings = DreamSettings(precision=precision) if has_precision else DreamSettings()
     step_dtype = engine.compute_dtype(settings.precision, device) if hasattr(engine, "compute_dtype") else None
     res["step_dtype"] = str(step_dtype or torch.float32).replace("torch.", "")
 

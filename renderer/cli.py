@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .dream import DEFAULTS, Precision
 from .errors import DreamvidError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,16 +26,10 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'640x360' -> (640, 360)."""
-    if text is None:
-        return None
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"bad size {text!r}", hint="write WIDTHxHEIGHT, e.g. 640x360") from None
-    if width < 16 or height < 16:
-        raise InputError(f"size {text} is too small", hint="use at least 16x16")
-    return width, height
+    """'640x360' -> (640, 360); None stays None."""
+    from .config import parse_size as parse
+
+    return None if text is None else parse(text)
 
 
 # ------------------------------------------------------------------------------------------------ still
@@ -45,26 +40,24 @@ def still(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image (.png, .jpg, ...).")],
     objective: Annotated[Optional[str], typer.Option("--objective", "--layer", "-l",
                          help="What to amplify: mixed4c, mixed4d:97, 'mixed4c*0.6+mixed5a*0.4', class:banana, guide:img.jpg.")] = None,
-    octaves: Annotated[int, typer.Option(min=1, help="Number of scales.")] = 4,
-    octave_scale: Annotated[float, typer.Option(min=1.01, help="Size ratio between octaves.")] = 1.4,
-    steps: Annotated[int, typer.Option(min=1, help="Gradient steps per octave.")] = 10,
-    step_size: Annotated[float, typer.Option(min=0.0, help="Mean change per pixel per step ([0,1] units).")] = 0.006,
-    jitter: Annotated[int, typer.Option(min=0, help="Random shift per step, pixels.")] = 32,
+    octaves: Annotated[int, typer.Option(min=1, help="Number of scales.")] = DEFAULTS.octaves,
+    octave_scale: Annotated[float, typer.Option(min=1.01, help="Size ratio between octaves.")] = DEFAULTS.octave_scale,
+    steps: Annotated[int, typer.Option(min=1, help="Gradient steps per octave.")] = DEFAULTS.steps,
+    step_size: Annotated[float, typer.Option(min=0.0, help="Mean change per pixel per step ([0,1] units).")] = DEFAULTS.step_size,
+    jitter: Annotated[int, typer.Option(min=0, help="Random shift per step, pixels.")] = DEFAULTS.jitter,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same image).")] = 0,
-    size: Annotated[Optional[str], typer.Option(help="Resize to WxH (default: input size; 512x512 for noise).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Resize to WxH (default: the input's size; 640x360 for noise).")] = None,
     model: Annotated[str, typer.Option(help="Backbone (see `dreamvid models`).")] = "inception5h",
-    weights: Annotated[Optional[str], typer.Option(help="Weight file (default: $DREAMVID_WEIGHTS, cache, download).")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="Weight file (default: the packaged or cached weights).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
-    tile: Annotated[int, typer.Option(help="Tile side in px for big images; 0 = auto from free memory, -1 = off.")] = 0,
-    precision: Annotated[str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 elsewhere), fp32, bf16, fp16.")] = "auto",
+    tile: Annotated[int, typer.Option(help="Tile side in px for big images; 0 = auto from free memory, -1 = off.")] = DEFAULTS.tile,
+    precision: Annotated[Precision, typer.Option(case_sensitive=False, help="auto: bf16/fp16 on CUDA, fp32 elsewhere.")] = DEFAULTS.precision,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Dream one image: for tuning a look before rendering a video."""
     from .dream import DreamSettings
     from .stills import dream_still
 
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise InputError(f"unknown precision {precision!r}", hint="use auto, fp32, bf16 or fp16")
     settings = DreamSettings(steps=steps, step_size=step_size, octaves=octaves, octave_scale=octave_scale,
                              jitter=jitter, tile=tile, precision=precision)
     result = dream_still(input, output, objective=objective, settings=settings, seed=seed, size=parse_size(size),
@@ -100,8 +93,8 @@ def render(
                       "for PNG frames (default: INPUT.dream.mp4 beside the input).")] = None,
     preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name or .toml path (see `dreamvid presets`).")] = "fractal-zoom",
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a preset key: --set dream.steps=6 (repeatable).")] = None,
-    frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to render (image and noise input).")] = None,
-    seconds: Annotated[Optional[float], typer.Option(min=0.01, help="Seconds to render (image and noise input).")] = None,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to render (from --start for a video).")] = None,
+    seconds: Annotated[Optional[float], typer.Option(min=0.01, help="Seconds to render (from --start for a video).")] = None,
     start: Annotated[float, typer.Option(min=0.0, help="Start of the video span, seconds.")] = 0.0,
     end: Annotated[Optional[float], typer.Option(help="End of the video span, seconds.")] = None,
     size: Annotated[Optional[str], typer.Option(help="Render size WxH (default: the input's).")] = None,
@@ -109,67 +102,31 @@ def render(
     fps: Annotated[Optional[float], typer.Option(min=0.1, help="Output frame rate (default: the video's, else the preset's).")] = None,
     audio: Annotated[Optional[Path], typer.Option(help="Soundtrack to use instead of the input's.")] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Render without sound.")] = False,
+    bpm: Annotated[Optional[float], typer.Option(min=1.0, help="Tempo for beat keyframes (8b) and `bpm` (default: detected from the soundtrack).")] = None,
     crf: Annotated[Optional[int], typer.Option(min=0, max=63, help="Quality for mp4/webm (lower = better).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same video).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Random seed (same seed, same video).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
-    preview: Annotated[bool, typer.Option("--preview", help="Fast low-resolution, few-step pass of the same settings.")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Fast low-resolution, few-step pass of the same settings, "
+                      "written to INPUT.preview.mp4 (or -o).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted render.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (and discard an unfinished one).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Render a dreamed video: zoom feedback or optical-flow dreaming, with the soundtrack."""
-    from . import media
-    from .config import load_preset, preview_preset
-    from .devices import pick_device
-    from .pipeline import RenderJob
     from .pipeline import render as run_render
-    from .sources import open_source
+    from .plan import RenderRequest, plan_render
 
-    overrides = list(set_ or [])
-    if crf is not None:
-        overrides.append(f"output.crf={crf}")
-    if seed is not None:
-        overrides.append(f"output.seed={seed}")
-    settings = load_preset(preset, overrides)
-    if preview:
-        settings = preview_preset(settings)
-    out = output or default_output(input, preview)
-    fmt = media.output_format(out)
-    source = open_source(input, size=parse_size(size or settings.output.size or None), scale=scale, fps=fps,
-                         default_fps=settings.output.fps, frames=frames, seconds=seconds, start=start, end=end,
-                         audio=audio, no_audio=no_audio or not fmt.supports_audio, even=fmt.needs_even_size)
-    if preview:
-        source = preview_source(source)
-    job = RenderJob(source, out, settings, pick_device(device), overwrite=overwrite, resume=resume)
+    request = RenderRequest(input, output, preset, tuple(set_ or ()), frames, seconds, start, end, parse_size(size),
+                            scale, fps, audio, no_audio, crf, seed, bpm, device, preview, resume, overwrite)
+    plan = plan_render(request)
+    source = plan.source
     if not quiet:
-        typer.echo(f"{source.kind.value} {source.path or ''} -> {out}: {source.n_frames} frames "
-                   f"{source.width}x{source.height} at {source.fps:g} fps, {settings.mode.value} mode, "
-                   f"{'sound' if source.audio else 'no sound'}", err=True)
+        typer.echo(f"{source.kind.value} {source.path or ''} -> {plan.output}: {source.n_frames} frames "
+                   f"{source.width}x{source.height} at {source.fps:g} fps, {plan.preset.mode.value} mode, "
+                   f"{'sound' if source.audio else 'no sound'}" + (", resuming" if plan.resume else ""), err=True)
     with progress_bar(quiet) as progress:
-        result = run_render(job, progress)
+        result = run_render(plan, progress)
     typer.echo(f"wrote {result}")
-
-
-def default_output(input: str, preview: bool) -> Path:
-    """INPUT.dream.mp4 beside the input (noise.dream.mp4 here for noise); .preview.mp4 for previews."""
-    from .sources import NOISE
-
-    kind = "preview" if preview else "dream"
-    if input == NOISE:
-        return Path(f"noise.{kind}.mp4")
-    path = Path(input)
-    return path.with_name(f"{path.stem if path.suffix else path.name}.{kind}.mp4")
-
-
-def preview_source(source):
-    """The same render at about 320 px wide (even size)."""
-    import dataclasses
-
-    from . import media
-
-    factor = min(1.0, 320 / max(source.width, source.height))
-    width, height = media.even_size(max(16, round(source.width * factor)), max(16, round(source.height * factor)))
-    return dataclasses.replace(source, width=width, height=height)
 
 
 class progress_bar:
@@ -244,20 +201,19 @@ def schedule(
     """Show a preset's scheduled values over time (and the audio features), before rendering."""
     import numpy as np
 
-    from . import media
-    from .audio import analyze_audio
     from .config import load_preset
+    from .plan import soundtrack_features
+    from .sources import open_source
     from .timeline import build_timeline
 
     settings = load_preset(preset, set_ or [])
     rate = fps or settings.output.fps
     features = None
     if audio is not None:
-        if not audio.is_file():
-            raise InputError(f"no such audio file: {audio}")
-        samples = media.read_audio(audio, 22050)
-        n_frames = round((seconds or samples.size / 22050) * rate)
-        features = analyze_audio(samples[: round(n_frames / rate * 22050)], 22050, rate, n_frames)
+        # The soundtrack as a render would hear it: the same planning and analysis, on silent frames.
+        source = open_source("noise", size=(16, 16), fps=rate, seconds=seconds, audio=audio)
+        features = soundtrack_features(source)
+        n_frames = source.n_frames
     else:
         n_frames = round((seconds or 10.0) * rate)
     timeline = build_timeline(settings, max(n_frames, 1), rate, features)

@@ -1,14 +1,20 @@
-"""Presets: TOML files -> frozen, validated settings; ``--set a.b=c`` overrides.
+"""Presets: TOML files -> frozen, typed, validated settings; ``--set a.b=c`` overrides.
 
-A preset has a top-level ``mode`` (``feedback`` or ``flow``) and ``description``, and the tables
-below. Every numeric key marked *scheduled* takes a constant or a schedule string
-(``"0:(1.0), 48:(1.04)"``, see :mod:`renderer.schedule`); ``dream.objective`` takes a text schedule.
-Errors name the key path and what is accepted.
+This is the one place where settings text is parsed. A preset has a top-level ``mode`` (``feedback``
+or ``flow``) and ``description``, and the tables below. Every key marked *scheduled* becomes a parsed
+:class:`~renderer.schedule.Schedule` (a constant or ``"0:(1.0), 48:(1.04)"``), ``dream.objective`` a
+:class:`~renderer.schedule.TextSchedule`, choices become enums and sizes tuples. Everything downstream
+(the timeline, "does this need the soundtrack", the saved settings) reads those values. Errors name the
+key path and what is accepted, and suggest the closest key for a misspelled one.
+
+Defaults are declared once, on the fields below; dream defaults come from
+:data:`renderer.dream.DEFAULTS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import sys
@@ -16,19 +22,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .dream import DEFAULTS, Precision
 from .errors import PresetError
 from .flow import FlowMethod
-from .schedule import parse_schedule, parse_text_schedule
+from .schedule import Schedule, ScheduleContext, TextSchedule, parse_schedule, parse_text_schedule
 
-#: A scheduled number: a constant or a schedule string.
-Scheduled = Union[float, str]
+#: Largest render side in pixels (a 16K frame; larger sizes are typos that would exhaust memory).
+MAX_SIDE = 16384
+MIN_SIDE = 16
 
 
 class Mode(Enum):
@@ -36,62 +44,100 @@ class Mode(Enum):
     FLOW = "flow"          # carry the previous dream along the source video's optical flow
 
 
+def scheduled(default: float | str) -> Any:
+    """A scheduled setting: declared with its default as written in a preset; :class:`Section` parses
+    the default (or a value given as a plain number or text) into a Schedule."""
+    return field(default=default, metadata={"scheduled": True})
+
+
+class Section:
+    """Base of the preset's tables: scheduled fields always hold parsed schedules."""
+
+    SECTION = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if "scheduled" in f.metadata and not isinstance(value, (Schedule, TextSchedule)):
+                parse = parse_text_schedule if f.name == "objective" else parse_schedule
+                object.__setattr__(self, f.name, parse(value, f"{self.SECTION}.{f.name}"))
+
+
 @dataclass(frozen=True)
-class ModelSettings:
+class ModelSettings(Section):
+    SECTION = "model"
+
     name: str = "inception5h"
-    weights: str = ""  # a weight file; empty = the standard lookup
+    weights: str = ""  # a weight file; empty = the standard lookup (the packaged file for inception5h)
 
 
 @dataclass(frozen=True)
-class DreamConfig:
+class DreamConfig(Section):
     """Per-frame dreaming. ``first_*`` apply to the first frame, which is dreamed fully."""
 
-    objective: str = "mixed4c"      # text schedule: "0:(mixed4c), 4s:(mixed4c), 6s:(mixed5a)"
-    steps: Scheduled = 3            # scheduled; rounded to whole steps
-    step_size: Scheduled = 0.006    # scheduled; mean change per pixel per step, [0,1] units
-    octaves: Scheduled = 2          # scheduled; rounded
-    octave_scale: Scheduled = 1.4   # scheduled
-    jitter: int = 32
-    tile: int = 0                   # 0 = auto (from free memory), -1 = never, N = tile side px
-    precision: str = "auto"         # auto (bf16/fp16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16 | fp16
-    first_steps: int = 10
-    first_octaves: int = 4
+    SECTION = "dream"
+
+    objective: TextSchedule = scheduled("mixed4c")          # "0:(mixed4c), 4s:(mixed4c), 6s:(mixed5a)"
+    steps: Schedule = scheduled(3)                          # rounded to whole steps
+    step_size: Schedule = scheduled(DEFAULTS.step_size)     # mean change per pixel per step, [0,1] units
+    octaves: Schedule = scheduled(2)                        # rounded
+    octave_scale: Schedule = scheduled(DEFAULTS.octave_scale)
+    jitter: int = DEFAULTS.jitter
+    tile: int = DEFAULTS.tile       # 0 = auto (from free memory, fixed when the render starts), -1 = never, N = px
+    precision: Precision = DEFAULTS.precision
+    first_steps: int = DEFAULTS.steps
+    first_octaves: int = DEFAULTS.octaves
 
 
 @dataclass(frozen=True)
-class MotionConfig:
+class MotionConfig(Section):
     """Feedback-mode camera, per second (fps-independent)."""
 
-    zoom: Scheduled = 1.0           # scale per second, > 1 zooms in
-    angle: Scheduled = 0.0          # degrees per second, counter-clockwise
-    translate_x: Scheduled = 0.0    # frame widths per second, + moves content right
-    translate_y: Scheduled = 0.0    # frame heights per second, + moves content down
-    center_x: Scheduled = 0.5       # zoom/rotation centre, fraction of width
-    center_y: Scheduled = 0.5
-    mix: Scheduled = 0.0            # weight of the current source frame blended in, 0..1
+    SECTION = "motion"
+
+    zoom: Schedule = scheduled(1.0)           # scale per second, > 1 zooms in
+    angle: Schedule = scheduled(0.0)          # degrees per second, counter-clockwise
+    translate_x: Schedule = scheduled(0.0)    # frame widths per second, + moves content right
+    translate_y: Schedule = scheduled(0.0)    # frame heights per second, + moves content down
+    center_x: Schedule = scheduled(0.5)       # zoom/rotation centre, fraction of width
+    center_y: Schedule = scheduled(0.5)
+    mix: Schedule = scheduled(0.0)            # weight of the current source frame blended in, 0..1
 
 
 @dataclass(frozen=True)
-class FlowConfig:
+class FlowConfig(Section):
     """Flow-mode carrying of the previous dream along the source's motion."""
 
-    method: str = "dis"             # dis | farneback
-    carry: Scheduled = 0.85         # share of the previous frame's dream carried over, 0..1 (< 1 keeps
-                                    # the dream's strength at a steady state instead of piling up)
-    consistency: bool = True        # drop the carry where the flow is unreliable (occlusions)
-    refresh: Scheduled = 2.0        # extra step-size factor where the carry was dropped (re-dream it)
+    SECTION = "flow"
+
+    method: FlowMethod = FlowMethod.DIS
+    carry: Schedule = scheduled(0.85)   # share of the previous frame's dream carried over, 0..1 (< 1 keeps
+                                        # the dream's strength at a steady state instead of piling up)
+    consistency: bool = True            # drop the carry where the flow is unreliable (occlusions)
+    refresh: Schedule = scheduled(2.0)  # extra step-size factor where the carry was dropped (re-dream it)
 
 
 @dataclass(frozen=True)
-class ColorConfig:
-    match: Scheduled = 0.0          # 0..1: pull each frame's colour statistics toward the source's
+class ColorConfig(Section):
+    SECTION = "color"
+
+    match: Schedule = scheduled(0.0)    # 0..1: pull each frame's colour statistics toward the source's
 
 
 @dataclass(frozen=True)
-class OutputConfig:
-    fps: float = 24.0               # for image, noise and frame-folder inputs (video keeps its own)
-    size: str = ""                  # WxH; empty = the input's size (640x360 for noise)
-    crf: int = -1                   # quality for mp4/webm; -1 = the format's default
+class AudioConfig(Section):
+    SECTION = "audio"
+
+    bpm: float = 0.0                    # tempo for beat keys ("8b") and `bpm`; 0 = detect from the soundtrack
+
+
+@dataclass(frozen=True)
+class OutputConfig(Section):
+    SECTION = "output"
+
+    fps: float = 24.0                   # for image, noise and frame-folder inputs (video keeps its own)
+    size: tuple[int, int] | None = None  # "WxH" in a preset; None = the input's size (NOISE_SIZE for noise)
+    crf: int = -1                       # quality for mp4/webm; -1 = the format's default
     seed: int = 0
 
 
@@ -104,31 +150,61 @@ class Preset:
     motion: MotionConfig = field(default_factory=MotionConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     color: ColorConfig = field(default_factory=ColorConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
+    def schedules(self) -> dict[str, Schedule | TextSchedule]:
+        """{"section.key": schedule} for every scheduled setting, the objective included."""
+        found = {}
+        for section in fields(self):
+            table = getattr(self, section.name)
+            if isinstance(table, Section):
+                found.update({f"{section.name}.{f.name}": getattr(table, f.name)
+                              for f in fields(table) if "scheduled" in f.metadata})
+        return found
+
+    @property
+    def needs_tempo(self) -> bool:
+        """Whether a schedule counts beats or reads ``bpm``."""
+        return any(s.needs_tempo for s in self.schedules().values())
+
+    @property
+    def needs_soundtrack(self) -> bool:
+        """Whether the soundtrack must be analysed: an audio feature is read, or a tempo is needed that
+        the preset does not give."""
+        from .audio import FEATURE_NAMES
+
+        reads_features = any(s.names & set(FEATURE_NAMES) for s in self.schedules().values()
+                             if isinstance(s, Schedule))
+        return reads_features or (self.needs_tempo and not self.audio.bpm)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain TOML-able dict (enums as their values)."""
+        """Plain TOML-able dict: enums as their values, schedules as written, sizes as "WxH"."""
         def plain(value: Any) -> Any:
             if isinstance(value, Enum):
                 return value.value
-            return {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value
-        return plain(dataclasses.asdict(self))
+            if isinstance(value, (Schedule, TextSchedule)):
+                return value.source
+            if dataclasses.is_dataclass(value):
+                return {f.name: plain(getattr(value, f.name)) for f in fields(value)
+                        if getattr(value, f.name) is not None}
+            if isinstance(value, tuple):
+                return "x".join(str(v) for v in value)
+            return value
+        return plain(self)
 
     def digest(self) -> str:
         """A short hash of every setting (resume refuses to continue with different settings)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: Keys whose value is a text schedule rather than a number.
-TEXT_SCHEDULED = {"dream.objective"}
-CHOICES = {"model.name": None, "dream.precision": ("auto", "fp32", "bf16", "fp16"), "flow.method": tuple(m.name.lower() for m in FlowMethod), "mode": tuple(m.value for m in Mode)}
 #: Inclusive bounds checked on constants here and on every frame's value of a schedule.
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.steps": (0, 1000), "dream.step_size": (0, 1), "dream.octaves": (1, 12),
     "dream.octave_scale": (1.01, 4), "dream.jitter": (0, 4096), "dream.first_steps": (0, 1000),
     "dream.first_octaves": (1, 12), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
     "flow.carry": (0, 1), "flow.refresh": (0, 100), "color.match": (0, 1), "output.fps": (0.1, 1000),
-    "output.crf": (-1, 63), "dream.tile": (-1, 65536),
+    "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1),
 }
 
 
@@ -150,26 +226,33 @@ def find_preset(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
-            raise PresetError(f"preset file not found: {path}")
+            raise PresetError(f"preset file not found: {path}", hint="check the path, or use a preset name "
+                              f"({', '.join(preset_names())})")
         return path
     for folder in preset_dirs():
         if (folder / f"{name_or_path}.toml").is_file():
             return folder / f"{name_or_path}.toml"
-    raise PresetError(f"unknown preset {name_or_path!r}", hint=f"choose one of: {', '.join(preset_names())}"
-                      " (or give a path to a .toml file)")
+    close = difflib.get_close_matches(name_or_path, preset_names(), n=1)
+    raise PresetError(f"unknown preset {name_or_path!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                      hint=f"choose one of: {', '.join(preset_names())} (or give a path to a .toml file)")
 
 
 # ------------------------------------------------------------------------------------------ loading
 
+def read_preset_file(path: Path) -> dict[str, Any]:
+    """The raw tables of one preset file."""
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: not a valid TOML preset ({str(exc).splitlines()[0]})",
+                          hint="fix the file, or see `dreamvid presets show fractal-zoom` for the format") from exc
+    except OSError as exc:
+        raise PresetError(f"cannot read preset {path}: {exc.strerror}") from exc
+
+
 def load_preset(name_or_path: str | None, overrides: Sequence[str] = ()) -> Preset:
     """Read a preset (None = all defaults), apply ``--set key.path=value`` overrides, validate."""
-    raw: dict[str, Any] = {}
-    if name_or_path:
-        path = find_preset(name_or_path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise PresetError(f"{path}: invalid TOML ({exc})") from exc
+    raw: dict[str, Any] = read_preset_file(find_preset(name_or_path)) if name_or_path else {}
     for item in overrides:
         apply_override(raw, item)
     return build_preset(raw)
@@ -205,32 +288,37 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
         raise PresetError(f"{prefix.rstrip('.')}: expected a table of settings, got {raw!r}")
     hints = get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        path = prefix + key
+    for key in raw:
         if key not in known:
-            raise PresetError(f"unknown key {path!r}", hint=f"known keys{' in [' + prefix.rstrip('.') + ']' if prefix else ''}: "
-                              f"{', '.join(known)}")
-        values[key] = _value(hints[key], value, path)
+            close = difflib.get_close_matches(key, known, n=1)
+            where = f" in [{prefix.rstrip('.')}]" if prefix else ""
+            raise PresetError(f"unknown key {prefix + key!r}" + (f" (did you mean {prefix + close[0]!r}?)" if close else ""),
+                              hint=f"known keys{where}: {', '.join(known)}")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name in raw:
+            values[name] = _value(hints[name], raw[name], prefix + name)
     return cls(**values)
 
 
 def _value(kind: Any, value: Any, path: str) -> Any:
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and issubclass(kind, Section):
         return _build(kind, value, path + ".")
     if isinstance(kind, type) and issubclass(kind, Enum):
         choices = [m.value for m in kind]
-        if value not in choices:
+        if not isinstance(value, str) or value.lower() not in choices:
             raise PresetError(f"{path}: {value!r} is not allowed", hint=f"choose one of: {', '.join(choices)}")
-        return kind(value)
-    if kind is Scheduled or get_origin(kind) is Union and str in get_args(kind) and float in get_args(kind):
-        if path in TEXT_SCHEDULED:
-            parse_text_schedule(value, path)
-            return value
+        return kind(value.lower())
+    if kind is TextSchedule:
+        return parse_text_schedule(value, path)
+    if kind is Schedule:
         schedule = parse_schedule(value, path)
-        if schedule.is_constant:
-            _check_bounds(path, float(value) if not isinstance(value, str) else None, schedule)
-        return value
+        if schedule.constant is not None:
+            check_range(path, schedule.constant)
+        elif not schedule.needs_tempo:
+            # A value outside the bounds at frame 0 is caught now; the rest when the length is known.
+            check_range(path, float(schedule.evaluate(ScheduleContext(n_frames=1, fps=24.0))[0]), 0)
+        return schedule
     if kind is bool:
         if not isinstance(value, bool):
             raise PresetError(f"{path}: expected true or false, got {value!r}")
@@ -238,24 +326,32 @@ def _value(kind: Any, value: Any, path: str) -> Any:
     if kind in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
             raise PresetError(f"{path}: expected {'a whole number' if kind is int else 'a number'}, got {value!r}")
-        _check_bounds(path, float(value))
+        check_range(path, float(value))
         return kind(value)
+    if kind == (tuple[int, int] | None):
+        return None if value in ("", None) else parse_size(value, path)
     if kind is str:
         if not isinstance(value, str):
             raise PresetError(f"{path}: expected text, got {value!r}")
-        choices = CHOICES.get(path)
-        if choices and value.lower() not in choices:
-            raise PresetError(f"{path}: {value!r} is not allowed", hint=f"choose one of: {', '.join(choices)}")
+        if path == "model.name":
+            from .models import available_models
+
+            if value not in available_models():
+                raise PresetError(f"{path}: unknown model {value!r}", hint=f"choose one of: {', '.join(available_models())}")
         return value
     raise TypeError(f"unhandled setting type {kind} at {path}")  # a bug in the dataclasses above
 
 
-def _check_bounds(path: str, value: float | None, schedule: Any = None) -> None:
-    if value is None and schedule is not None:
-        from .schedule import ScheduleContext
-
-        value = float(schedule.evaluate(ScheduleContext(n_frames=1, fps=24.0))[0])
-    check_range(path, value)
+def parse_size(text: Any, what: str = "--size") -> tuple[int, int]:
+    """'640x360' -> (640, 360), each side MIN_SIDE..MAX_SIDE."""
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise PresetError(f"{what}: bad size {text!r}", hint="write WIDTHxHEIGHT, e.g. 640x360") from None
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise PresetError(f"{what}: size {width}x{height} is out of range",
+                          hint=f"each side must be from {MIN_SIDE} to {MAX_SIDE} px")
+    return width, height
 
 
 def check_range(path: str, value: float, frame: int | None = None) -> None:
@@ -278,6 +374,8 @@ def dump_toml(preset: Preset, header: Sequence[str] = ()) -> str:
 
 def preview_preset(preset: Preset) -> Preset:
     """The same look, fast: at most 2 steps on 2 octaves per frame (4 steps on the first frame)."""
-    dream = dataclasses.replace(preset.dream, steps=2, octaves=2, first_steps=min(preset.dream.first_steps, 4),
+    dream = dataclasses.replace(preset.dream, steps=parse_schedule(2, "dream.steps"),
+                                octaves=parse_schedule(2, "dream.octaves"),
+                                first_steps=min(preset.dream.first_steps, 4),
                                 first_octaves=min(preset.dream.first_octaves, 2))
     return dataclasses.replace(preset, dream=dream)

@@ -70,6 +70,8 @@ _COMPARISONS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 # A keyframe key: whole frames, or seconds / beats that may have a fraction (checked in _parse_key).
 _AMOUNT = r"\d+|\d*\.\d+|\d+\."
 _KEY = re.compile(rf"(?P<amount>{_AMOUNT})(?P<unit>[sb]?)")
+#: What to do when a schedule needs a tempo that is not known.
+TEMPO_HINT = "give the tempo with --bpm N (or audio.bpm in the preset), or a soundtrack with a steady beat"
 _KEY_HINT = "expected a frame number like 48, seconds like 2.5s or beats like 8b"
 # The start of a keyframe, KEY:( . Text is keyframed only if it starts so: "mixed4d:97" does not.
 _KEYFRAME_START = rf"\s*(?:{_AMOUNT})[sb]?\s*:\s*\("
@@ -206,12 +208,24 @@ class Schedule:
         keyframes: the keyframes in order; ``expressions[i]`` belongs to ``keyframes[i]``.
         expressions: the compiled expressions.
         interpolation: how values move between keyframes.
+        source: the setting exactly as written (a number or the schedule text), for saving it back.
     """
 
     path: str
     keyframes: tuple[Keyframe, ...]
     expressions: tuple[Expression, ...]
     interpolation: Interpolation
+    source: float | str
+
+    @property
+    def needs_tempo(self) -> bool:
+        """True when a key counts beats or an expression reads ``bpm``."""
+        return _has_beat_keys(self.keyframes) or "bpm" in self.names
+
+    @property
+    def constant(self) -> float | None:
+        """The value when it is the same at every frame of every render, else None."""
+        return self.expressions[0].constant if self.is_constant else None
 
     @property
     def names(self) -> frozenset[str]:
@@ -254,11 +268,18 @@ class TextSchedule:
         path: the preset key it came from, quoted in every error.
         keyframes: the keyframes in order; each ``body`` is its text.
         interpolation: ``linear``/``smooth`` cross-fade between consecutive texts, ``step`` cuts.
+        source: the setting exactly as written, for saving it back.
     """
 
     path: str
     keyframes: tuple[Keyframe, ...]
     interpolation: Interpolation
+    source: str
+
+    @property
+    def needs_tempo(self) -> bool:
+        """True when a key counts beats."""
+        return _has_beat_keys(self.keyframes)
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -302,6 +323,7 @@ def parse_schedule(
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise PresetError(f'{path}: expected a number or a schedule like "0:(1.0), 48:(1.04)", got {value!r}')
+    source: float | str = value if isinstance(value, (str, int)) else float(value)
     if not isinstance(value, str):
         if not math.isfinite(value):
             raise PresetError(f"{path}: expected a finite number, got {value}")
@@ -311,7 +333,7 @@ def parse_schedule(
     keyframes = _parse_keyframes(text, path) if ":" in text else (_unkeyed(text, "expression", path),)
     expressions = tuple(_compile(keyframe.body, f"{path}: {keyframe.label}") for keyframe in keyframes)
     _check_frame_keys(keyframes, path)
-    return Schedule(path, keyframes, expressions, interpolation)
+    return Schedule(path, keyframes, expressions, interpolation, source)
 
 
 def parse_text_schedule(value: str, path: str, interpolation: Interpolation = Interpolation.LINEAR) -> TextSchedule:
@@ -329,7 +351,7 @@ def parse_text_schedule(value: str, path: str, interpolation: Interpolation = In
     interpolation, text = _split_mode(value, path, interpolation)
     keyframes = _parse_keyframes(text, path) if _KEYFRAMED_TEXT.match(text) else (_unkeyed(text, "text", path),)
     _check_frame_keys(keyframes, path)
-    return TextSchedule(path, keyframes, interpolation)
+    return TextSchedule(path, keyframes, interpolation, value)
 
 
 def _split_mode(text: str, path: str, default: Interpolation) -> tuple[Interpolation, str]:
@@ -421,6 +443,10 @@ def _closing_parenthesis(text: str) -> int | None:
     return None
 
 
+def _has_beat_keys(keyframes: tuple[Keyframe, ...]) -> bool:
+    return any(keyframe.key.unit is KeyUnit.BEAT for keyframe in keyframes)
+
+
 def _check_frame_keys(keyframes: tuple[Keyframe, ...], path: str) -> None:
     """Report out-of-order keys at parse time when they don't depend on fps or tempo."""
     if all(keyframe.key.unit is KeyUnit.FRAME for keyframe in keyframes):
@@ -433,7 +459,7 @@ def _key_frames(keyframes: tuple[Keyframe, ...], fps: float, bpm: float | None, 
     for number, keyframe in enumerate(keyframes):
         if keyframe.key.unit is KeyUnit.BEAT and bpm is None:
             raise PresetError(
-                f"{path}: {keyframe.label}: a key in beats needs a tempo", "set a tempo (bpm) or add a soundtrack"
+                f"{path}: {keyframe.label}: a key in beats needs a tempo", TEMPO_HINT
             )
         frame = keyframe.key.to_frame(fps, bpm)
         if frames and frame <= frames[-1]:
@@ -589,7 +615,7 @@ def _evaluate(expression: Expression, variables: Mapping[str, np.ndarray | float
     if expression.constant is not None:
         return np.full(n, expression.constant)
     if "bpm" in expression.names and "bpm" not in variables:
-        raise PresetError(f'{where}: uses "bpm" but the tempo is unknown', "set a tempo (bpm) or add a soundtrack")
+        raise PresetError(f'{where}: uses "bpm" but the tempo is unknown', TEMPO_HINT)
     try:
         with np.errstate(all="ignore"):
             raw = numexpr.evaluate(

@@ -12,9 +12,7 @@ from .dream import DreamSettings, dream, parse_objective
 from .errors import InputError
 from .frames import load_frame, noise_frame, to_uint8
 from .models import load_backbone
-from .sources import NOISE
-
-NOISE_SIZE = (512, 512)
+from .sources import NOISE, NOISE_SIZE
 
 
 def dream_still(source: str, output: Path, *, objective: str | None, settings: DreamSettings, seed: int = 0,
@@ -22,7 +20,7 @@ def dream_still(source: str, output: Path, *, objective: str | None, settings: D
                 device: str = "auto", overwrite: bool = False) -> Path:
     """Dream `source` (an image path or 'noise') into the image file `output`; returns `output`.
 
-    `size` is (width, height); the default is the input's size (512x512 for noise).
+    `size` is (width, height); the default is the input's size (NOISE_SIZE for noise).
     """
     output = Path(output)
     if output.exists() and not overwrite:

@@ -12,35 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import FEATURE_NAMES, AudioFeatures
-from .config import Preset, Scheduled, check_range
+from .audio import AudioFeatures
+from .config import Preset, check_range
 from .dream import DreamSettings
 from .motion import Motion
-from .schedule import ScheduleContext, TextSchedule, parse_schedule, parse_text_schedule
+from .schedule import Schedule, ScheduleContext, TextSchedule
 
 OBJECTIVE_KEY = "dream.objective"
-
-
-def scheduled_keys(preset: Preset) -> dict[str, object]:
-    """{"section.key": raw value} for every numeric scheduled setting of the preset."""
-    keys = {}
-    for section in dataclasses.fields(preset):
-        value = getattr(preset, section.name)
-        if dataclasses.is_dataclass(value):
-            for f in dataclasses.fields(value):
-                path = f"{section.name}.{f.name}"
-                if f.type in (Scheduled, "Scheduled") and path != OBJECTIVE_KEY:
-                    keys[path] = getattr(value, f.name)
-    return keys
-
-
-def uses_audio(preset: Preset) -> bool:
-    """Whether any schedule reads an audio feature or the tempo (then the soundtrack is analysed)."""
-    audio_names = set(FEATURE_NAMES) | {"bpm"}
-    if any(parse_schedule(v, k).names & audio_names for k, v in scheduled_keys(preset).items()):
-        return True
-    return any(kf.key.unit.name == "BEATS" for kf in parse_text_schedule(preset.dream.objective, OBJECTIVE_KEY).keyframes
-               if kf.key is not None)
 
 
 @dataclass(frozen=True)
@@ -90,16 +68,19 @@ class Timeline:
 
 
 def build_timeline(preset: Preset, n_frames: int, fps: float, audio: AudioFeatures | None = None) -> Timeline:
-    """Evaluate every schedule of `preset` over `n_frames` frames at `fps` (audio features and tempo
-    from `audio`, zeros and no tempo without). Raises PresetError naming key and frame."""
+    """Evaluate every schedule of `preset` over `n_frames` frames at `fps`. Audio features come from
+    `audio` (zeros without); the tempo is the preset's ``audio.bpm`` when set, else the soundtrack's.
+    Raises PresetError naming key and frame."""
     features = audio.as_variables() if audio is not None else {}
-    context = ScheduleContext(n_frames=n_frames, fps=fps, bpm=audio.bpm if audio else None, features=features)
+    bpm = preset.audio.bpm or (audio.bpm if audio is not None else None) or None
+    context = ScheduleContext(n_frames=n_frames, fps=fps, bpm=bpm, features=features)
     values = {}
-    for path, raw in scheduled_keys(preset).items():
-        series = parse_schedule(raw, path).evaluate(context)
-        for bound in (int(series.argmin()), int(series.argmax())):
-            check_range(path, float(series[bound]), bound)
-        values[path] = series
-    objective = parse_text_schedule(preset.dream.objective, OBJECTIVE_KEY)
+    for path, schedule in preset.schedules().items():
+        if isinstance(schedule, Schedule):
+            series = schedule.evaluate(context)
+            for bound in (int(series.argmin()), int(series.argmax())):
+                check_range(path, float(series[bound]), bound)
+            values[path] = series
+    objective = preset.dream.objective
     objective.weights_at(0, context)  # beat keys without a tempo fail now, not mid-render
     return Timeline(preset, context, values, objective)

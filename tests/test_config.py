@@ -6,19 +6,23 @@ import pytest
 
 from renderer.audio import AudioFeatures
 from renderer.config import Mode, build_preset, dump_toml, load_preset
+from renderer.dream import DEFAULTS, Precision
+from renderer.flow import FlowMethod
 from renderer.errors import PresetError
-from renderer.timeline import build_timeline, uses_audio
+from renderer.timeline import build_timeline
 
 
 def test_overrides_read_toml_values_and_plain_text():
     preset = load_preset("fractal-zoom", ["dream.steps=6", "motion.zoom=1.5", "dream.objective=mixed5a",
                                           'motion.angle="0:(0), 24:(90)"', "flow.consistency=false", "mode=flow"])
-    assert preset.dream.steps == 6 and preset.motion.zoom == 1.5 and preset.dream.objective == "mixed5a"
-    assert preset.motion.angle == "0:(0), 24:(90)" and preset.flow.consistency is False and preset.mode is Mode.FLOW
+    assert preset.dream.steps.constant == 6 and preset.motion.zoom.constant == 1.5
+    assert preset.dream.objective.texts == ("mixed5a",)
+    assert preset.motion.angle.source == "0:(0), 24:(90)" and preset.flow.consistency is False and preset.mode is Mode.FLOW
 
 
 @pytest.mark.parametrize(("override", "words"), [
-    ("dream.stepz=3", "unknown key 'dream.stepz' - known keys in [dream]: objective, steps"),
+    ("dream.stepz=3", "unknown key 'dream.stepz' (did you mean 'dream.steps'?) - known keys in [dream]: objective, steps"),
+    ("motion.zom=1.2", "(did you mean 'motion.zoom'?)"),
     ("colour.match=1", "unknown key 'colour'"),
     ("dream.steps=-1", "dream.steps: -1 is out of range - use a value from 0 to 1000"),
     ("motion.mix=1.5", "motion.mix: 1.5 is out of range"),
@@ -66,7 +70,7 @@ def test_timeline_first_frame_is_dreamed_fully_and_objectives_cross_fade():
 
 def test_audio_variables_are_detected_and_used():
     preset = load_preset("beat-zoom")
-    assert uses_audio(preset) and not uses_audio(load_preset("fractal-zoom"))
+    assert preset.needs_soundtrack and not load_preset("fractal-zoom").needs_soundtrack
     silent = AudioFeatures.silent(48)
     beat = silent.beat.copy()
     beat[12] = 1.0
@@ -75,3 +79,39 @@ def test_audio_variables_are_detected_and_used():
     timeline = build_timeline(preset, 48, 24.0, dataclasses.replace(silent, beat=beat, bpm=120.0))
     assert timeline.frame(12).motion.zoom == pytest.approx(1.08 + 2.5)
     assert timeline.frame(11).motion.zoom == pytest.approx(1.08)
+
+
+def test_settings_are_typed_once():
+    """Choices become enums whatever their case, schedules are parsed, sizes are tuples."""
+    preset = load_preset("flow-dream", ["dream.precision=FP32", "flow.method=Farneback", 'output.size="320x180"'])
+    assert preset.dream.precision is Precision.FP32 and preset.flow.method is FlowMethod.FARNEBACK
+    assert preset.output.size == (320, 180)
+    assert "precision = \"fp32\"" in dump_toml(preset) and "size = \"320x180\"" in dump_toml(preset)
+
+
+def test_one_definition_of_each_default():
+    """Presets read the dream defaults that `dreamvid still` uses: a render's first frame is a full dream."""
+    dream = build_preset({}).dream
+    assert (dream.first_steps, dream.first_octaves, dream.jitter, dream.precision) == \
+        (DEFAULTS.steps, DEFAULTS.octaves, DEFAULTS.jitter, DEFAULTS.precision)
+    assert dream.step_size.constant == DEFAULTS.step_size and dream.octave_scale.constant == DEFAULTS.octave_scale
+
+
+@pytest.mark.parametrize("override", ["motion.zoom=0:(1), 8b:(1.5)", "dream.objective=0:(mixed4c), 4b:(mixed5a)",
+                                      "motion.angle=bpm/10"])
+def test_beat_keys_need_a_tempo_and_take_it_from_the_soundtrack_or_the_preset(override):
+    """Beat keys in numeric and text schedules, and `bpm`, ask for the soundtrack; a tempo in the preset
+    (or --bpm) is enough on its own."""
+    preset = load_preset("fractal-zoom", [override])
+    assert preset.needs_tempo and preset.needs_soundtrack
+    with pytest.raises(PresetError, match="needs a tempo|tempo is unknown") as info:
+        build_timeline(preset, 96, 24.0)
+    assert "--bpm" in str(info.value)
+    import dataclasses
+
+    timeline = build_timeline(preset, 96, 24.0, dataclasses.replace(AudioFeatures.silent(96), bpm=120.0))
+    with_bpm = load_preset("fractal-zoom", [override, "audio.bpm=120"])
+    assert not with_bpm.needs_soundtrack
+    if "motion.zoom" in override:  # 8 beats at 120 bpm = 4 s = frame 96: halfway at frame 48
+        assert timeline.frame(48).motion.zoom == pytest.approx(1.25)
+        assert build_timeline(with_bpm, 96, 24.0).frame(48).motion.zoom == pytest.approx(1.25)

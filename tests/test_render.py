@@ -15,8 +15,13 @@ import pytest
 from conftest import SAMPLES, audio_seconds, ffmpeg, ffmpeg_children
 from renderer import media, metrics
 from renderer.cli import main
+from renderer.workdir import WorkDir
 from renderer.flow import FlowEstimator, flow_to_tensor, warp
 from renderer.frames import to_tensor
+
+
+def partial_dir(output: Path) -> Path:
+    return WorkDir(output, media.output_format(output)).path
 
 FPS = 12
 #: Few, cheap steps: the tests check plumbing and measurable behaviour, benchmarks check looks and speed.
@@ -75,7 +80,7 @@ def test_render_video_keeps_frames_fps_size_and_sound(capsys, monkeypatch, tmp_p
     assert (frames, size) == (18, (96, 64)) and fps == pytest.approx(FPS)
     assert abs(audio_seconds(out) - frames / fps) <= 1 / fps
     assert (tmp_path / "out.toml").is_file()  # the settings used, loadable as a preset
-    assert not media.partial_dir(out).exists()
+    assert not partial_dir(out).exists()
 
 
 def test_render_gif_and_png_folder(capsys, monkeypatch, tmp_path, clips):
@@ -248,7 +253,7 @@ def test_ctrl_c_leaves_a_playable_file_and_resume_equals_an_uninterrupted_render
     cut = tmp_path / "cut"
     process = subprocess.Popen([*args, "-o", f"{cut}/"], env=env, stderr=subprocess.PIPE, text=True,
                                preexec_fn=_default_sigint)
-    work = media.partial_dir(cut)
+    work = partial_dir(cut)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(work.glob("segment_*/*.png"))) < 52:  # past the first checkpoint
         time.sleep(0.05)
@@ -277,7 +282,7 @@ def test_ctrl_c_on_video_output_leaves_a_playable_partial_file(tmp_path):
                                 "--frames", "2000", "-o", str(out), "--quiet", "--set", "dream.steps=1"],
                                stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 120
-    while time.time() < deadline and not media.partial_dir(out).exists():
+    while time.time() < deadline and not partial_dir(out).exists():
         time.sleep(0.05)
     time.sleep(3)
     process.send_signal(signal.SIGINT)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from enum import Enum
 from functools import cache
 
 import torch
@@ -22,6 +23,15 @@ from .objectives import Objective
 
 #: Octaves smaller than this (shorter side, px) are skipped: the network sees almost nothing there.
 MIN_OCTAVE_SIDE = 48
+
+
+class Precision(Enum):
+    """Arithmetic of the network's forward and backward pass."""
+
+    AUTO = "auto"  # mixed bf16/fp16 on CUDA (tensor cores), fp32 elsewhere
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,9 @@ class DreamSettings:
         jitter: maximum random roll per step, in pixels (hides the network's grid artefacts).
         tile: tile side in pixels for the gradient; 0 = automatic (from free memory), -1 = never tile.
         tile_margin: context added around each tile (pixels), so tiled gradients match untiled ones.
-        precision: network arithmetic: "auto" (mixed bf16/fp16 on CUDA, fp32 elsewhere), "fp32",
-            "bf16" or "fp16".
+        precision: network arithmetic (see :class:`Precision`).
+
+    The defaults are those of a full dream of one image (``dreamvid still``, a render's first frame).
     """
 
     steps: int = 10
@@ -47,7 +58,11 @@ class DreamSettings:
     jitter: int = 32
     tile: int = 0
     tile_margin: int = 64
-    precision: str = "auto"
+    precision: Precision = Precision.AUTO
+
+
+#: The one definition of every dream default (CLI options and presets read these).
+DEFAULTS = DreamSettings()
 
 
 def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -125,15 +140,15 @@ def _aligned_span(start: int, stop: int, length: int) -> tuple[int, int]:
     return start, min(length, start + size)
 
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
 
 
-def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def compute_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for the network's forward, or None for plain fp32.
 
     ``auto`` is bf16 on CUDA GPUs that support it (fp16 on older ones: both run on tensor cores at
     several times the fp32 rate) and fp32 elsewhere (CPU bf16 is slower than fp32 without AMX)."""
-    if precision == "auto":
+    if precision is Precision.AUTO:
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
