@@ -94,6 +94,11 @@ class Ffmpeg:
         self._drain.join(timeout=2.0)  # the process has exited: let the thread catch the last lines
         return meaningful(list(self._lines))
 
+    def complained(self) -> bool:
+        """Whether ffmpeg wrote anything to stderr (at ``-loglevel error``: an error it survived)."""
+        self._drain.join(timeout=2.0)
+        return any(line.strip() for line in self._lines)
+
     def finish(self) -> int:
         """Close stdin so ffmpeg flushes and finalizes its output, wait for it; the exit status."""
         try:

@@ -34,7 +34,9 @@ def is_image(path: StrPath) -> bool:
 def load_image(path: StrPath) -> np.ndarray:
     """Read an image as ``uint8 (H, W, 3)`` RGB, upright (EXIF orientation applied).
 
-    Transparency is composited onto black.
+    Transparency is composited onto white, the way image viewers, browsers and editors' "flatten"
+    show a logo or a cut-out (onto black, its edges and shadows would vanish into the background).
+    Grayscale, palette and CMYK images are converted to RGB (CMYK without a colour profile: naively).
     """
     path = Path(path)
     if not path.is_file():
@@ -44,7 +46,7 @@ def load_image(path: StrPath) -> np.ndarray:
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
                 rgba = img.convert("RGBA")
-                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
             return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

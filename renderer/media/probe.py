@@ -20,7 +20,9 @@ class VideoInfo:
 
     ``width``/``height`` are the displayed size (after the rotation in the file's metadata, which
     ffmpeg applies when decoding); ``fps`` the average frame rate; ``duration`` in seconds;
-    ``n_frames`` an estimate, ``round(duration * fps)``.
+    ``n_frames`` an estimate, ``round(duration * fps)``. ``start_time`` is the timestamp (s) of the
+    file's start (0 in mp4; MPEG-TS often starts at 1.4 s), ``container`` ffmpeg's demuxer name
+    (``"mov,mp4,m4a,3gp,3g2,mj2"``), ``pixel_format`` the decoder's (``"yuv420p"``, ``"bgra"``).
     """
 
     path: Path
@@ -32,6 +34,30 @@ class VideoInfo:
     has_audio: bool
     audio_codec: str | None
     video_codec: str
+    start_time: float = 0.0
+    container: str = ""
+    pixel_format: str = ""
+
+    @property
+    def has_alpha(self) -> bool:
+        """The frames carry transparency (animated GIF, VP9 or ProRes 4444 with alpha)."""
+        return bool(_ALPHA_FORMAT.match(self.pixel_format))
+
+    @property
+    def has_index(self) -> bool:
+        """The container has an index of keyframes (mp4/mov, Matroska/WebM), so a seek lands
+        on the keyframe at or before its target; others (MPEG-TS, ...) seek by guessing."""
+        return self.can_seek and any(name in _INDEXED for name in self.container.split(","))
+
+    @property
+    def can_seek(self) -> bool:
+        """False for raw streams (``.h264``) without timestamps, in which ffmpeg cannot seek."""
+        return self.container not in _RAW_STREAMS
+
+
+_ALPHA_FORMAT = re.compile(r"(yuva|gbrap|ya\d|rgba|bgra|argb|abgr|rgb32|bgr32)")
+_INDEXED = frozenset({"mov", "mp4", "matroska", "webm"})
+_RAW_STREAMS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "rawvideo", "vvc", "obu", "ivf"})
 
 
 @dataclass(frozen=True)
@@ -41,9 +67,14 @@ class Header:
     duration: float | None
     video: str | None
     audio_codec: str | None
+    start_time: float = 0.0
+    container: str = ""
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_START = re.compile(r"Duration: .*?, start: (-?\d+(?:\.\d+)?)")
+_CONTAINER = re.compile(r"^Input #0, (.+?), from ", re.MULTILINE)
+_PIXEL_FORMAT = re.compile(r"Video: [^,]*, (\w+)")
 _SIZE = re.compile(r"[\s,](\d+)x(\d+)(?=[\s,\[]|$)")  # not the "0x31637661" of a codec tag
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)\b")
 _ROTATION = re.compile(r"display ?matrix: rotation of (-?[\d.]+) degrees", re.IGNORECASE)
@@ -69,7 +100,10 @@ def header(path: Path) -> Header:
                   and "(attached pic)" not in b.splitlines()[0]), None)  # cover art is not a video
     audio = next((b for b in blocks if re.match(r"\s*Stream #.*?: Audio: ", b)), None)
     audio_codec = re.search(r"Audio: (\w+)", audio)[1] if audio else None  # type: ignore[index]
-    return Header(duration, video, audio_codec)
+    start = _START.search(text)
+    container = _CONTAINER.search(text)
+    return Header(duration, video, audio_codec, float(start[1]) if start else 0.0,
+                  container[1] if container else "")
 
 
 def _snap_ntsc(fps: float) -> float:
@@ -124,8 +158,10 @@ def probe(path: StrPath) -> VideoInfo:
     if not duration or not fps or problem:
         raise InputError(f"{path} has no decodable video frames" + (f": {problem}" if problem else ""),
                          hint="re-export or re-download it")
+    pixel_format = _PIXEL_FORMAT.search(head.video.splitlines()[0])
     return VideoInfo(path, width, height, fps, duration, max(1, round(duration * fps)),
-                     head.audio_codec is not None, head.audio_codec, codec)
+                     head.audio_codec is not None, head.audio_codec, codec, head.start_time, head.container,
+                     pixel_format[1] if pixel_format else "")
 
 
 def _first_frame_problem(path: Path) -> str | None:
