@@ -9,19 +9,24 @@ Conventions at this boundary:
 
 Frames travel through pipes as ``rgb24`` rawvideo, never through temporary image files. Every ffmpeg
 process started here is reaped before the call that started it returns (or, for a reader, when the
-reader is exhausted or closed): see :class:`~renderer.media.ffmpeg.Ffmpeg`. Encoders run in their own process group so a
-Ctrl-C in the terminal reaches Python only, and we close ffmpeg's stdin ourselves so it writes a
-playable file with every frame it was given.
+reader is exhausted or closed): see :class:`~renderer.media.ffmpeg.Ffmpeg`. Encoders run in their
+own process group so a Ctrl-C in the terminal reaches Python only, and we close ffmpeg's stdin
+ourselves so it writes a playable file with every frame it was given.
+
+Decoding gives constant-rate frames on a grid anchored at the requested start, so a reader can start
+at any frame index (:func:`read_video` ``first=``) and give the same frames, bit for bit, as a read
+from the start. Transparency (images, GIF, alpha codecs) is composited onto white.
 
 A render writes into a work folder beside its output (:func:`partial_dir`): one segment file per
 :class:`SegmentWriter` session, which makes an interrupted render resumable; :func:`finalize`
-concatenates the segments (and muxes the soundtrack) into the output, atomically.
+concatenates the segments (and muxes the soundtrack) into the output, atomically, every frame on
+the frame-rate grid so the container states the exact rate, count and duration.
 
 One module per job:
 
 - :mod:`.ffmpeg`: the process wrapper, the executable, errors quoted from ffmpeg's stderr;
 - :mod:`.files`: :func:`atomic_path` (write under a temporary name, rename when complete);
-- :mod:`.probe`: :class:`VideoInfo`, :func:`probe`, frame counting;
+- :mod:`.probe`: :class:`VideoInfo`, :func:`probe`, frame counting, packet timestamps;
 - :mod:`.images`: still images and folders of numbered frames;
 - :mod:`.decode`: :func:`read_video`, :func:`read_audio`;
 - :mod:`.encode`: :class:`OutputFormat`, :class:`SegmentWriter`, codec arguments;
