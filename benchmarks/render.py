@@ -13,7 +13,6 @@ All figures come from one run, so ratios hold on a noisy machine. Needs the ince
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import subprocess
@@ -28,12 +27,11 @@ import torch
 
 import renderer.pipeline as pipeline
 from renderer import media, metrics
-from renderer.config import load_preset
 from renderer.devices import keep_freed_memory, pick_device
 from renderer.dream import DreamSettings, dream, parse_objective
 from renderer.frames import to_tensor, to_uint8
 from renderer.models import load_backbone
-from renderer.sources import open_source
+from renderer.plan import RenderRequest, plan_render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,10 +69,9 @@ def run_pipeline(clip: Path, out: Path, preset: str, device: torch.device, size)
     stamps: list[float] = []
     pipeline.dream = timer
     try:
-        source = open_source(str(clip), size=size)
-        job = pipeline.RenderJob(source, out, load_preset(preset), device, overwrite=True)
+        plan = plan_render(RenderRequest(str(clip), out, preset, size=size, device=str(device), overwrite=True))
         start = time.perf_counter()
-        pipeline.render(job, lambda done, total: stamps.append(time.perf_counter()))
+        pipeline.render(plan, lambda done, total: stamps.append(time.perf_counter()))
         total = time.perf_counter() - start
     finally:
         pipeline.dream = timer._dream
@@ -131,11 +128,11 @@ def run_uhd(tmp: Path, device: torch.device, tile: int) -> dict:
     clip = tmp / "uhd.mp4"
     make_clip(clip, 3840, 2160, 0.1)
     out = tmp / "uhd_out.mp4"
-    preset = load_preset("fractal-zoom", ["dream.first_steps=1", "dream.first_octaves=1", f"dream.tile={tile}"])
+    request = RenderRequest(str(clip), out, "fractal-zoom", ("dream.first_steps=1", "dream.first_octaves=1",
+                            f"dream.tile={tile}"), frames=1, device=str(device), overwrite=True)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    job = pipeline.RenderJob(dataclasses.replace(open_source(str(clip)), n_frames=1), out, preset, device, overwrite=True)
-    pipeline.render(job)
+    pipeline.render(plan_render(request))
     return {"uhd_tile": tile, "uhd_seconds": time.perf_counter() - start,
             "uhd_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_rss_before_mb": before / 1024}

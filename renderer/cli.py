@@ -13,9 +13,9 @@ from typing import Annotated, Optional
 import typer
 
 from .dream import DEFAULTS, Precision
-from .errors import DreamvidError, InputError
+from .errors import DreamvidError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="DeepDream video and animation renderer: fractal zooms, flow-guided dreaming, music sync.")
 _state = {"debug": False}
 
@@ -36,21 +36,21 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 @app.command()
 def still(
-    input: Annotated[str, typer.Argument(help="Image file, or 'noise' to dream from nothing.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output image (.png, .jpg, ...).")],
-    objective: Annotated[Optional[str], typer.Option("--objective", "--layer", "-l",
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="Image file, or 'noise' to dream from nothing.")],
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="PATH", help="Output image (.png, .jpg, ...).")],
+    objective: Annotated[Optional[str], typer.Option("--objective", "--layer", "-l", metavar="OBJECTIVE",
                          help="What to amplify: mixed4c, mixed4d:97, 'mixed4c*0.6+mixed5a*0.4', class:banana, guide:img.jpg.")] = None,
-    octaves: Annotated[int, typer.Option(min=1, help="Number of scales.")] = DEFAULTS.octaves,
-    octave_scale: Annotated[float, typer.Option(min=1.01, help="Size ratio between octaves.")] = DEFAULTS.octave_scale,
-    steps: Annotated[int, typer.Option(min=1, help="Gradient steps per octave.")] = DEFAULTS.steps,
-    step_size: Annotated[float, typer.Option(min=0.0, help="Mean change per pixel per step ([0,1] units).")] = DEFAULTS.step_size,
-    jitter: Annotated[int, typer.Option(min=0, help="Random shift per step, pixels.")] = DEFAULTS.jitter,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same image).")] = 0,
-    size: Annotated[Optional[str], typer.Option(help="Resize to WxH (default: the input's size; 640x360 for noise).")] = None,
-    model: Annotated[str, typer.Option(help="Backbone (see `dreamvid models`).")] = "inception5h",
-    weights: Annotated[Optional[str], typer.Option(help="Weight file (default: the packaged or cached weights).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
-    tile: Annotated[int, typer.Option(help="Tile side in px for big images; 0 = auto from free memory, -1 = off.")] = DEFAULTS.tile,
+    octaves: Annotated[int, typer.Option(metavar="N", min=1, help="Number of scales.")] = DEFAULTS.octaves,
+    octave_scale: Annotated[float, typer.Option(metavar="RATIO", min=1.01, help="Size ratio between octaves.")] = DEFAULTS.octave_scale,
+    steps: Annotated[int, typer.Option(metavar="N", min=1, help="Gradient steps per octave.")] = DEFAULTS.steps,
+    step_size: Annotated[float, typer.Option(metavar="AMOUNT", min=0.0, help="Mean change per pixel per step ([0,1] units).")] = DEFAULTS.step_size,
+    jitter: Annotated[int, typer.Option(metavar="PX", min=0, help="Random shift per step, pixels.")] = DEFAULTS.jitter,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed (same seed, same image).")] = 0,
+    size: Annotated[Optional[str], typer.Option(metavar="WxH", help="Resize to WxH (default: the input's size; 640x360 for noise).")] = None,
+    model: Annotated[str, typer.Option(metavar="NAME", help="Backbone (see `dreamvid models`).")] = "inception5h",
+    weights: Annotated[Optional[str], typer.Option(metavar="FILE", help="Weight file (default: the packaged or cached weights).")] = None,
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, mps.")] = "auto",
+    tile: Annotated[int, typer.Option(metavar="PX", help="Tile side in px for big images; 0 = auto from free memory, -1 = off.")] = DEFAULTS.tile,
     precision: Annotated[Precision, typer.Option(case_sensitive=False, help="auto: bf16/fp16 on CUDA, fp32 elsewhere.")] = DEFAULTS.precision,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
@@ -69,7 +69,7 @@ def still(
 
 @app.command()
 def models(
-    name: Annotated[Optional[str], typer.Argument(help="Show all layers of this model.")] = None,
+    name: Annotated[Optional[str], typer.Argument(metavar="NAME", help="Show all layers of this model.")] = None,
 ) -> None:
     """List the backbones and their dreamable layers."""
     from .models import DEFAULT_MODEL, RANDOM_WEIGHTS, available_models, load_backbone
@@ -88,24 +88,24 @@ def models(
 
 @app.command()
 def render(
-    input: Annotated[str, typer.Argument(help="Video, image, folder of numbered frames, or 'noise'.")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output: .mp4 .mov .webm .gif, or a folder/ "
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="Video, image, folder of numbered frames, or 'noise'.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="PATH", help="Output: .mp4 .mov .webm .gif, or a folder/ "
                       "for PNG frames (default: INPUT.dream.mp4 beside the input).")] = None,
-    preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name or .toml path (see `dreamvid presets`).")] = "fractal-zoom",
-    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a preset key: --set dream.steps=6 (repeatable).")] = None,
-    frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to render (from --start for a video).")] = None,
-    seconds: Annotated[Optional[float], typer.Option(min=0.01, help="Seconds to render (from --start for a video).")] = None,
-    start: Annotated[float, typer.Option(min=0.0, help="Start of the video span, seconds.")] = 0.0,
-    end: Annotated[Optional[float], typer.Option(help="End of the video span, seconds.")] = None,
-    size: Annotated[Optional[str], typer.Option(help="Render size WxH (default: the input's).")] = None,
-    scale: Annotated[Optional[float], typer.Option(min=0.01, help="Scale the render size, e.g. 0.5.")] = None,
-    fps: Annotated[Optional[float], typer.Option(min=0.1, help="Output frame rate (default: the video's, else the preset's).")] = None,
-    audio: Annotated[Optional[Path], typer.Option(help="Soundtrack to use instead of the input's.")] = None,
+    preset: Annotated[str, typer.Option("--preset", "-p", metavar="PRESET", help="Preset name or .toml path (see `dreamvid presets`).")] = "fractal-zoom",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a preset key: --set dream.steps=6 (repeatable).")] = None,
+    frames: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Frames to render (from --start for a video).")] = None,
+    seconds: Annotated[Optional[float], typer.Option(metavar="SECONDS", min=0.01, help="Seconds to render (from --start for a video).")] = None,
+    start: Annotated[float, typer.Option(metavar="SECONDS", min=0.0, help="Start of the video span, seconds.")] = 0.0,
+    end: Annotated[Optional[float], typer.Option(metavar="SECONDS", help="End of the video span, seconds.")] = None,
+    size: Annotated[Optional[str], typer.Option(metavar="WxH", help="Render size WxH (default: the input's).")] = None,
+    scale: Annotated[Optional[float], typer.Option(metavar="FACTOR", min=0.01, help="Scale the render size, e.g. 0.5.")] = None,
+    fps: Annotated[Optional[float], typer.Option(metavar="FPS", min=0.1, help="Output frame rate (default: the video's, else the preset's).")] = None,
+    audio: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Soundtrack to use instead of the input's.")] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Render without sound.")] = False,
-    bpm: Annotated[Optional[float], typer.Option(min=1.0, help="Tempo for beat keyframes (8b) and `bpm` (default: detected from the soundtrack).")] = None,
-    crf: Annotated[Optional[int], typer.Option(min=0, max=63, help="Quality for mp4/webm (lower = better).")] = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Random seed (same seed, same video).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
+    bpm: Annotated[Optional[float], typer.Option(metavar="BPM", min=1.0, help="Tempo for beat keyframes (8b) and `bpm` (default: detected from the soundtrack).")] = None,
+    crf: Annotated[Optional[int], typer.Option(metavar="CRF", min=0, max=63, help="Quality for mp4/webm (lower = better).")] = None,
+    seed: Annotated[Optional[int], typer.Option(metavar="N", min=0, help="Random seed (same seed, same video).")] = None,
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, mps.")] = "auto",
     preview: Annotated[bool, typer.Option("--preview", help="Fast low-resolution, few-step pass of the same settings, "
                       "written to INPUT.preview.mp4 (or -o).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted render.")] = False,
@@ -179,7 +179,7 @@ def presets_list(ctx: typer.Context) -> None:
 
 
 @presets_app.command("show")
-def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml path.")]) -> None:
+def presets_show(name: Annotated[str, typer.Argument(metavar="NAME", help="Preset name or .toml path.")]) -> None:
     """Print a preset with every setting (defaults filled in)."""
     from .config import dump_toml, find_preset, load_preset
 
@@ -190,13 +190,13 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml 
 
 @app.command()
 def schedule(
-    preset: Annotated[str, typer.Argument(help="Preset name or .toml path.")],
-    audio: Annotated[Optional[Path], typer.Option(help="Soundtrack (audio or video file) for audio variables.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Draw the schedules into this PNG.")] = None,
-    fps: Annotated[Optional[float], typer.Option(min=0.1, help="Frame rate (default: the preset's).")] = None,
-    seconds: Annotated[Optional[float], typer.Option(min=0.01, help="Length (default: the audio's, else 10 s).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a preset key (repeatable).")] = None,
-    every: Annotated[int, typer.Option(min=0, help="Print every Nth frame (0: about 20 rows).")] = 0,
+    preset: Annotated[str, typer.Argument(metavar="PRESET", help="Preset name or .toml path.")],
+    audio: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Soundtrack (audio or video file) for audio variables.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(metavar="PNG", help="Draw the schedules into this PNG.")] = None,
+    fps: Annotated[Optional[float], typer.Option(metavar="FPS", min=0.1, help="Frame rate (default: the preset's).")] = None,
+    seconds: Annotated[Optional[float], typer.Option(metavar="SECONDS", min=0.01, help="Length (default: the audio's, else 10 s).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a preset key (repeatable).")] = None,
+    every: Annotated[int, typer.Option(metavar="N", min=0, help="Print every Nth frame (0: about 20 rows).")] = 0,
 ) -> None:
     """Show a preset's scheduled values over time (and the audio features), before rendering."""
     import numpy as np
@@ -233,8 +233,10 @@ def schedule(
 
 
 def main() -> None:
-    """Console entry point: typer handles usage errors itself (exit 2); ours become one line."""
+    """Console entry point: every error, a usage error included, becomes one line and an exit code."""
     import warnings
+
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     from .devices import keep_freed_memory
 
@@ -242,7 +244,18 @@ def main() -> None:
     # The library warns through `warnings`; a user sees one plain line.
     warnings.formatwarning = lambda message, *args, **kwargs: f"dreamvid: warning: {message}\n"
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors are raised to here instead of printed as a box
+        sys.exit(code if isinstance(code, int) else 0)
+    except NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help())
+        sys.exit(2)
+    except UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "dreamvid"
+        typer.echo(f"dreamvid: error: {exc.format_message()} - see {command} --help", err=True)
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        typer.echo(f"dreamvid: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except DreamvidError as exc:
         if _state["debug"]:
             raise

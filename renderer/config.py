@@ -34,11 +34,6 @@ from .errors import PresetError
 from .flow import FlowMethod
 from .schedule import Schedule, ScheduleContext, TextSchedule, parse_schedule, parse_text_schedule
 
-#: Largest render side in pixels (a 16K frame; larger sizes are typos that would exhaust memory).
-MAX_SIDE = 16384
-MIN_SIDE = 16
-
-
 class Mode(Enum):
     FEEDBACK = "feedback"  # frame n+1 = dream(transform(frame n)), optionally mixing the source in
     FLOW = "flow"          # carry the previous dream along the source video's optical flow
@@ -169,14 +164,16 @@ class Preset:
         return any(s.needs_tempo for s in self.schedules().values())
 
     @property
-    def needs_soundtrack(self) -> bool:
-        """Whether the soundtrack must be analysed: an audio feature is read, or a tempo is needed that
-        the preset does not give."""
+    def reads_audio_features(self) -> bool:
+        """Whether a schedule reads a feature of the soundtrack (``beat``, ``rms``, ...)."""
         from .audio import FEATURE_NAMES
 
-        reads_features = any(s.names & set(FEATURE_NAMES) for s in self.schedules().values()
-                             if isinstance(s, Schedule))
-        return reads_features or (self.needs_tempo and not self.audio.bpm)
+        return any(s.names & set(FEATURE_NAMES) for s in self.schedules().values() if isinstance(s, Schedule))
+
+    @property
+    def needs_soundtrack(self) -> bool:
+        """Whether the soundtrack must be analysed: for its features, or for a tempo the preset lacks."""
+        return self.reads_audio_features or (self.needs_tempo and not self.audio.bpm)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain TOML-able dict: enums as their values, schedules as written, sizes as "WxH"."""
@@ -343,14 +340,13 @@ def _value(kind: Any, value: Any, path: str) -> Any:
 
 
 def parse_size(text: Any, what: str = "--size") -> tuple[int, int]:
-    """'640x360' -> (640, 360), each side MIN_SIDE..MAX_SIDE."""
+    """'640x360' -> (640, 360). Whether the size can be rendered is checked with the input."""
     try:
         width, height = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
         raise PresetError(f"{what}: bad size {text!r}", hint="write WIDTHxHEIGHT, e.g. 640x360") from None
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise PresetError(f"{what}: size {width}x{height} is out of range",
-                          hint=f"each side must be from {MIN_SIDE} to {MAX_SIDE} px")
+    if width < 1 or height < 1:
+        raise PresetError(f"{what}: size {width}x{height} is not positive", hint="write WIDTHxHEIGHT, e.g. 640x360")
     return width, height
 
 

@@ -24,6 +24,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -124,7 +125,7 @@ def frame_inputs(source: Source, mode: Mode, method: FlowMethod, first: int) -> 
     start = max(first - 1, 0) if estimator is not None else first
     previous = None
     # closing(): the decoder (an ffmpeg process) is reaped when this generator is closed, not by GC.
-    with contextlib.closing(source.frames(start) if start else source.frames()) as frames:  # TODO(seek) until sources lands
+    with contextlib.closing(source.frames(start)) as frames:
         for index, image in enumerate(frames, start):
             flows = None
             if estimator is not None and previous is not None:
@@ -264,6 +265,10 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
                 shown = f"; partial video: {preview}" if preview else ""
                 raise RenderInterrupted(f"interrupted after {state.next_frame} of {source.n_frames} frames{shown}",
                                         hint="run the same command with --resume to continue") from None
+            if isinstance(exc, DreamvidError):  # what was rendered is kept: say how to continue
+                done = sum(state.segment_frames)
+                raise type(exc)(exc.message, hint=f"{exc.hint + '; ' if exc.hint else ''}the first {done} frames "
+                                f"are saved: fix this, then run the same command with --resume") from exc
             raise
         _close_segment(writer, plan, state, digest, None)
         state.finished = True

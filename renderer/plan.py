@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,9 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     if preset.mode is Mode.FLOW and source.kind not in (SourceKind.VIDEO, SourceKind.FOLDER):
         raise InputError(f"flow mode needs a video or a folder of frames, not {source.kind.value} input",
                          hint="use a feedback preset (e.g. fractal-zoom) for images and noise")
-    features = soundtrack_features(source) if preset.needs_soundtrack else None
+    if preset.reads_audio_features and source.audio is None:
+        warnings.warn("schedules use audio variables but the render has no soundtrack: they read as 0")
+    features = soundtrack_features(source) if preset.needs_soundtrack and source.audio else None
     timeline = build_timeline(preset, source.n_frames, source.fps, features)
 
     device = pick_device(request.device)
@@ -238,9 +241,6 @@ def _size(n: float) -> str:
 def soundtrack_features(source: Source) -> AudioFeatures | None:
     """Audio features of the render's soundtrack span, one row per frame (None without sound)."""
     if source.audio is None:
-        import warnings
-
-        warnings.warn("schedules use audio variables but the render has no soundtrack: they read as 0")
         return None
     a = source.audio
     end = None if a.duration is None else a.start + a.duration

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from . import media
+from .media.probe import header
 from .errors import InputError
 
 NOISE = "noise"
@@ -170,8 +171,11 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, scale: float 
     if path is not None and not path.exists():
         raise InputError(f"no such file: {path}", hint="check the input path (or use 'noise')")
     soundtrack = None if audio is None else Path(audio).expanduser()
-    if soundtrack is not None and not soundtrack.is_file():
-        raise InputError(f"no such audio file: {soundtrack}")
+    if soundtrack is not None and not no_audio:
+        if not soundtrack.is_file():
+            raise InputError(f"no such audio file: {soundtrack}", hint="check the --audio path")
+        if header(soundtrack).audio_codec is None:
+            raise InputError(f"{soundtrack} has no sound", hint="give --audio an audio file or a video with sound")
     if path is None:
         kind, native = SourceKind.NOISE, NOISE_SIZE
     elif path.is_dir():

@@ -7,7 +7,6 @@ numbers for frame n.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np

@@ -23,6 +23,7 @@ from .media.files import remove
 from .errors import EncodeError, InputError, PresetError
 
 STATE_FILE = "state.pt"
+PARTIAL_SUFFIX = ".dreamvid-partial"
 #: Frames per segment file: the most a crash (not Ctrl-C, which closes the open segment) can lose.
 SEGMENT_FRAMES = 48
 NEVER_TILE = -1
@@ -57,7 +58,7 @@ class WorkDir:
     def __init__(self, output: Path, fmt: media.OutputFormat) -> None:
         self.output = output
         self.fmt = fmt
-        self.path = output.with_name(output.name + media.PARTIAL_SUFFIX)
+        self.path = output.with_name(output.name + PARTIAL_SUFFIX)
 
     @property
     def state_file(self) -> Path:

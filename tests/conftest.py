@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,17 @@ def audio_seconds(path: Path) -> float:
 
 def uint8_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def dreamvid(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
+    """Run the CLI in-process as a user would; returns (exit code, stdout, stderr)."""
+    from renderer.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["dreamvid", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err

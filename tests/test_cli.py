@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import SAMPLES
+from conftest import SAMPLES, dreamvid
 from renderer import media
 from renderer.config import load_preset, preset_names
 from renderer.frames import to_tensor
-from test_render import dreamvid
 
 
 def test_still_dreams_an_image_and_keeps_its_size(capsys, monkeypatch, tmp_path, inception):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import audio_seconds, ffmpeg, ffmpeg_children
 from renderer import media
+from renderer.workdir import WorkDir
 from renderer.errors import DreamvidError, EncodeError, InputError
 from renderer.media import AudioSource, OutputFormat, SegmentWriter
 
@@ -303,8 +304,8 @@ def test_output_format():
 
 def test_paths_of_a_render(tmp_path):
     out = tmp_path / "dream.mp4"
-    assert media.partial_dir(out) == tmp_path / "dream.mp4.dreamvid-partial"
-    assert media.segment_path(media.partial_dir(out), 3, OutputFormat.GIF).name == "segment_00003.mkv"
+    assert WorkDir(out, OutputFormat.MP4).path == tmp_path / "dream.mp4.dreamvid-partial"
+    assert WorkDir(out, OutputFormat.GIF).segment(3).name == "segment_00003.mkv"
     assert media.preview_path(out) == tmp_path / "dream.partial.mp4"
 
 
@@ -316,7 +317,7 @@ def write_segments(work: Path, fmt: OutputFormat, frames: list[np.ndarray], spli
     work.mkdir(exist_ok=True)
     paths, start = [], 0
     for index, stop in enumerate(splits):
-        path = media.segment_path(work, index, fmt)
+        path = work / f"segment_{index:05d}{fmt.segment_suffix}"
         with SegmentWriter(path, W, H, FPS, fmt) as writer:
             for frame in frames[start:stop]:
                 writer.write(frame)
@@ -329,7 +330,7 @@ def write_segments(work: Path, fmt: OutputFormat, frames: list[np.ndarray], spli
 @pytest.mark.parametrize("fmt", list(OutputFormat))
 def test_segments_finalize_with_audio(tmp_path, clips, frames, fmt):
     output = tmp_path / f"out{fmt.value}"
-    segments = write_segments(media.partial_dir(output), fmt, frames, [20, 48])
+    segments = write_segments(tmp_path / "work", fmt, frames, [20, 48])
     assert media.finalize(segments, output, fmt, FPS, audio=AudioSource(clips["clip.mp4"])) == output
     assert media.count_frames(output) == 48
     if fmt is OutputFormat.PNG_FOLDER:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SAMPLES, ffmpeg
+from conftest import SAMPLES, dreamvid, ffmpeg
 from renderer import media
 from renderer.audio import analyze_audio
-from test_render import _zoom_between, dreamvid
+from test_render import _zoom_between
 
 FPS = 24
 

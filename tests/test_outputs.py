@@ -55,7 +55,7 @@ def render(folder: Path, fmt: OutputFormat, fps: Fraction, audio: Path | None,
     work.mkdir()
     segments, start = [], 0
     for index, stop in enumerate(splits):
-        path = media.segment_path(work, index, fmt)
+        path = work / f"segment_{index:05d}{fmt.segment_suffix}"
         with SegmentWriter(path, W, H, float(fps), fmt) as writer:
             for frame in frames[start:stop]:
                 writer.write(frame)

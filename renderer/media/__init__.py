@@ -17,7 +17,7 @@ Decoding gives constant-rate frames on a grid anchored at the requested start, s
 at any frame index (:func:`read_video` ``first=``) and give the same frames, bit for bit, as a read
 from the start. Transparency (images, GIF, alpha codecs) is composited onto white.
 
-A render writes into a work folder beside its output (:func:`partial_dir`): one segment file per
+A render writes into a work folder beside its output (:mod:`renderer.workdir`): one segment file per
 :class:`SegmentWriter` session, which makes an interrupted render resumable; :func:`finalize`
 concatenates the segments (and muxes the soundtrack) into the output, atomically, every frame on
 the frame-rate grid so the container states the exact rate, count and duration.
@@ -37,8 +37,7 @@ media.read_video(...)``.
 """
 
 from .decode import VideoReader, read_audio, read_video
-from .encode import (PARTIAL_SUFFIX, OutputFormat, SegmentWriter, even_size, output_format, partial_dir,
-                     preview_path, segment_path)
+from .encode import OutputFormat, SegmentWriter, even_size, output_format, preview_path
 from .ffmpeg import StrPath, ffmpeg_exe
 from .files import atomic_path
 from .finalize import AudioSource, finalize, partial_preview
@@ -46,9 +45,9 @@ from .images import FRAME_NAME, IMAGE_EXTENSIONS, is_image, list_frame_folder, l
 from .probe import Packets, VideoInfo, count_frames, count_frames_and_secs, probe, video_packets
 
 __all__ = [
-    "FRAME_NAME", "IMAGE_EXTENSIONS", "PARTIAL_SUFFIX", "AudioSource", "OutputFormat", "Packets",
+    "FRAME_NAME", "IMAGE_EXTENSIONS", "AudioSource", "OutputFormat", "Packets",
     "SegmentWriter", "StrPath", "VideoInfo", "VideoReader", "atomic_path", "count_frames", "count_frames_and_secs",
     "even_size", "ffmpeg_exe", "finalize", "is_image", "list_frame_folder", "load_image", "output_format",
-    "partial_dir", "partial_preview", "preview_path", "probe", "read_audio", "read_video", "save_image",
-    "segment_path", "video_packets",
+    "partial_preview", "preview_path", "probe", "read_audio", "read_video", "save_image",
+    "video_packets",
 ]

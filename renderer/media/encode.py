@@ -15,7 +15,6 @@ from .ffmpeg import Ffmpeg, StrPath, rate, url
 from .files import remove
 from .images import FRAME_NAME, check_frame, numbered_images, save_image
 
-PARTIAL_SUFFIX = ".dreamvid-partial"
 
 # Colour tagging for YUV outputs. Without it swscale converts RGB with the BT.601 matrix and leaves
 # the file untagged, and players that assume BT.709 (most of them, for anything HD) shift the hues.
@@ -119,17 +118,6 @@ def _video_args(fmt: OutputFormat, crf: int | None) -> list[str]:
 
 # --------------------------------------------------------------------------------------------------
 # Segmented, resumable writing
-
-
-def partial_dir(output: StrPath) -> Path:
-    """The work folder of a render to ``output``: ``<output>.dreamvid-partial`` beside it."""
-    output = Path(output)
-    return output.with_name(output.name + PARTIAL_SUFFIX)
-
-
-def segment_path(work_dir: StrPath, index: int, fmt: OutputFormat) -> Path:
-    """Path of segment ``index`` (0-based) in a work folder; sorted names sort in render order."""
-    return Path(work_dir) / f"segment_{index:05d}{fmt.segment_suffix}"
 
 
 def preview_path(output: StrPath) -> Path:
