@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .dream import DEFAULTS, Precision
+from .dream import DEFAULTS, VIS_DEFAULTS, Precision
 from .errors import DreamvidError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -39,29 +39,54 @@ def still(
     input: Annotated[str, typer.Argument(metavar="INPUT", help="Image file, or 'noise' to dream from nothing.")],
     output: Annotated[Path, typer.Option("-o", "--output", metavar="PATH", help="Output image (.png, .jpg, ...).")],
     objective: Annotated[Optional[str], typer.Option("--objective", "--layer", "-l", metavar="OBJECTIVE",
-                         help="What to amplify: mixed4c, mixed4d:97, 'mixed4c*0.6+mixed5a*0.4', class:banana, guide:img.jpg.")] = None,
-    octaves: Annotated[int, typer.Option(metavar="N", min=1, help="Number of scales.")] = DEFAULTS.octaves,
-    octave_scale: Annotated[float, typer.Option(metavar="RATIO", min=1.01, help="Size ratio between octaves.")] = DEFAULTS.octave_scale,
-    steps: Annotated[int, typer.Option(metavar="N", min=1, help="Gradient steps per octave.")] = DEFAULTS.steps,
-    step_size: Annotated[float, typer.Option(metavar="AMOUNT", min=0.0, help="Mean change per pixel per step ([0,1] units).")] = DEFAULTS.step_size,
-    jitter: Annotated[int, typer.Option(metavar="PX", min=0, help="Random shift per step, pixels.")] = DEFAULTS.jitter,
+                         help="What to amplify: mixed4c, mixed4d:97, 'mixed4c*0.6+mixed5a*0.4', class:banana, guide:img.jpg, "
+                              "style:painting.jpg.")] = None,
+    method: Annotated[str, typer.Option(metavar="METHOD", help="auto (visualise for noise with a class, else dream), dream "
+                      "(DeepDream), visualise (feature visualisation: objects from nothing).")] = "auto",
+    octaves: Annotated[Optional[int], typer.Option(metavar="N", min=1, help=f"Number of scales (dream {DEFAULTS.octaves}, "
+                       f"visualise {VIS_DEFAULTS.octaves}).")] = None,
+    octave_scale: Annotated[Optional[float], typer.Option(metavar="RATIO", min=1.01, help="Size ratio between octaves "
+                            f"({DEFAULTS.octave_scale:g}).")] = None,
+    steps: Annotated[Optional[int], typer.Option(metavar="N", min=1, help=f"Steps per octave (dream {DEFAULTS.steps}, "
+                     f"visualise {VIS_DEFAULTS.steps}).")] = None,
+    step_size: Annotated[Optional[float], typer.Option(metavar="AMOUNT", min=0.0, help="dream: mean change per pixel per step "
+                         f"([0,1] units, {DEFAULTS.step_size:g}); visualise: Adam's learning rate ({VIS_DEFAULTS.learning_rate:g}).")] = None,
+    jitter: Annotated[Optional[int], typer.Option(metavar="PX", min=0, help=f"Random shift per step, pixels "
+                      f"(dream {DEFAULTS.jitter}, visualise {VIS_DEFAULTS.transforms.jitter}).")] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed (same seed, same image).")] = 0,
     size: Annotated[Optional[str], typer.Option(metavar="WxH", help="Resize to WxH (default: the input's size; 640x360 for noise).")] = None,
     model: Annotated[str, typer.Option(metavar="NAME", help="Backbone (see `dreamvid models`).")] = "inception5h",
     weights: Annotated[Optional[str], typer.Option(metavar="FILE", help="Weight file (default: the packaged or cached weights).")] = None,
     device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, mps.")] = "auto",
-    tile: Annotated[int, typer.Option(metavar="PX", help="Tile side in px for big images; 0 = auto from free memory, -1 = off.")] = DEFAULTS.tile,
+    tile: Annotated[int, typer.Option(metavar="PX", help="Tile side in px for big images (dream); 0 = auto from free memory, -1 = off.")] = DEFAULTS.tile,
     precision: Annotated[Precision, typer.Option(case_sensitive=False, help="auto: bf16/fp16 on CUDA, fp32 elsewhere.")] = DEFAULTS.precision,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Dream one image: for tuning a look before rendering a video."""
-    from .dream import DreamSettings
-    from .stills import dream_still
+    """Dream one image: for tuning a look before rendering a video, or a class visualisation from noise."""
+    import contextlib
 
-    settings = DreamSettings(steps=steps, step_size=step_size, octaves=octaves, octave_scale=octave_scale,
-                             jitter=jitter, tile=tile, precision=precision)
-    result = dream_still(input, output, objective=objective, settings=settings, seed=seed, size=parse_size(size),
-                         model=model, weights=weights, device=device, overwrite=overwrite)
+    from .errors import InputError
+    from .stills import Method, StillOptions, dream_still
+
+    try:
+        chosen = Method(method.lower())
+    except ValueError:
+        raise InputError(f"unknown method {method!r}", hint="use auto, dream or visualise") from None
+    options = StillOptions(steps=steps, step_size=step_size, octaves=octaves, octave_scale=octave_scale,
+                           jitter=jitter, tile=tile, precision=precision)
+    with contextlib.ExitStack() as stack:
+        bar: list = []
+
+        def progress(done: int, total: int) -> None:  # the bar appears with the first step, not before errors
+            if not bar:
+                bar.append(stack.enter_context(progress_bar(quiet)))
+            if bar[0] is not None:
+                bar[0](done, total)
+
+        result = dream_still(input, output, objective=objective, options=options, method=chosen, seed=seed,
+                             size=parse_size(size), model=model, weights=weights, device=device, overwrite=overwrite,
+                             progress=progress)
     typer.echo(f"wrote {result}")
 
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import sample_image
+from conftest import SAMPLES, dreamvid, sample_image
 from renderer.dream import DreamSettings, dream, parse_objective
 from renderer.dream.engine import objective_gradient, octave_sizes
-from renderer.errors import ModelError
+from renderer.dream.objectives import CLASS_WEIGHT, STYLE_LAYERS, gram
+from renderer.errors import InputError, ModelError
 from renderer.frames import noise_frame
 from renderer.models import LOGITS
 
@@ -99,7 +100,19 @@ def test_class_by_name_and_index_agree(inception):
     index = inception.class_names().index("Egyptian cat")
     by_index = parse_objective(f"class:{index}", inception)
     logits = {LOGITS: torch.randn(1, 1008)}
-    assert float(by_name(logits)) == float(by_index(logits)) == float(logits[LOGITS].log_softmax(-1)[0, index])
+    want = CLASS_WEIGHT * float(logits[LOGITS][0, index] + logits[LOGITS].log_softmax(-1)[0, index])
+    assert float(by_name(logits)) == float(by_index(logits)) == pytest.approx(want)
+    assert by_name.kinds == {"class"} and (by_name + parse_objective("mixed4b", inception)).kinds == {"class", "layer"}
+
+
+def test_class_term_is_not_drowned_by_a_layer_in_a_blend(inception, chelsea_small):
+    """In `class:banana + 0.3*mixed4b` the class's share of the gradient is at least the layer's, on a
+    photo and on grey noise (the class is scaled to pull like a mid layer at weight 1)."""
+    cls, lay = parse_objective("class:banana", inception), parse_objective("mixed4b", inception)
+    for image in (chelsea_small[..., ::2, ::2], noise_frame(64, 96, torch.Generator().manual_seed(0))):
+        g_class = objective_gradient(image, inception, cls).abs().mean()
+        g_layer = objective_gradient(image, inception, 0.3 * lay).abs().mean()
+        assert g_class > g_layer
 
 
 def test_guided_dream_moves_features_toward_the_guide(inception, chelsea_small):
@@ -107,6 +120,69 @@ def test_guided_dream_moves_features_toward_the_guide(inception, chelsea_small):
     objective = parse_objective("guide:coffee.jpg@mixed4a", inception, load_image=lambda path: coffee)
     out = dream(chelsea_small, inception, objective, SMALL, torch.Generator().manual_seed(0))
     assert score(inception, objective, out) > 1.2 * score(inception, objective, chelsea_small)
+
+
+def _coffee_loader(path: str) -> torch.Tensor:
+    if path != "coffee.jpg":
+        raise InputError(f"no such file: {path}")
+    return sample_image("coffee.jpg", (160, 240))
+
+
+def test_style_dream_lowers_the_gram_loss(inception, chelsea_small):
+    """Dreaming chelsea toward coffee's style brings her Gram matrices closer to coffee's at every
+    default layer (the score, minus the relative Gram error, rises toward 0)."""
+    objective = parse_objective("style:coffee.jpg", inception, load_image=_coffee_loader)
+    assert objective.layers == set(STYLE_LAYERS) and objective.kinds == {"style"}
+    start = chelsea_small[..., ::2, ::2]
+    settings = DreamSettings(steps=4, octaves=1, step_size=0.02, jitter=4, tile=-1)
+    out = dream(start, inception, objective, settings, torch.Generator().manual_seed(0))
+    before, after = score(inception, objective, start), score(inception, objective, out)
+    assert before < 0 and after > 0.5 * before  # the loss at least halves
+    one_layer = parse_objective("style:coffee.jpg@mixed3a", inception, load_image=_coffee_loader)
+    assert one_layer.layers == {"mixed3a"}
+    assert score(inception, one_layer, out) > score(inception, one_layer, start)
+
+
+def test_style_composes_with_layers(inception, chelsea_small):
+    blend = parse_objective("mixed4c*0.5 + style:coffee.jpg", inception, load_image=_coffee_loader)
+    layer = parse_objective("mixed4c", inception)
+    style = parse_objective("style:coffee.jpg", inception, load_image=_coffee_loader)
+    assert blend.layers == {"mixed4c", *STYLE_LAYERS} and blend.kinds == {"layer", "style"}
+    with torch.no_grad():
+        acts = inception(chelsea_small, blend.layers)
+    assert float(blend(acts)) == pytest.approx(0.5 * float(layer(acts)) + float(style(acts)), rel=1e-5)
+    diff = parse_objective("mixed4c - 2*style:coffee.jpg@mixed3b", inception, load_image=_coffee_loader)
+    assert diff.layers == {"mixed4c", "mixed3b"}
+
+
+def test_style_gram_is_normalised_by_size(inception):
+    """Four copies of a photo (the same texture on four times the pixels) have nearly the same Gram
+    matrices as the photo (without the division by size they would be four times as large): the
+    style loss does not depend on the frame's size."""
+    one = sample_image("coffee.jpg", (128, 192))
+    four = one.repeat(1, 1, 2, 2)
+    with torch.no_grad():
+        a, b = inception(one, ["mixed3a"])["mixed3a"], inception(four, ["mixed3a"])["mixed3a"]
+    assert float((gram(a) - gram(b)).norm() / gram(a).norm()) < 0.2  # measured 0.12 (the seams); unnormalised: 3
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("style:missing.jpg", "no such file: missing.jpg"),
+    ("style:coffee.jpg@mixed9", "unknown layer 'mixed9'"),
+    ("style:coffee.jpg@softmax2_pre_activation", "no spatial features"),
+])
+def test_bad_style_objectives_are_clear_errors(inception, text, match):
+    with pytest.raises((ModelError, InputError), match=match) as info:
+        parse_objective(text, inception, load_image=_coffee_loader)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_style_path_from_the_cli_is_one_line(capsys, monkeypatch, tmp_path):
+    code, _, err = dreamvid(capsys, monkeypatch, "still", SAMPLES / "chelsea.jpg", "-o", tmp_path / "o.png",
+                            "--objective", "mixed4c + style:nowhere/starry.jpg")
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and "no such file" in lines[0] and "starry.jpg" in lines[0], err
+    assert not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("size", [(240, 320), (251, 333)])
