@@ -24,8 +24,8 @@ Every render goes through the library as ``dreamvid render`` does (``plan_render
 - ratio@12, ratio@N: the output's warping error over the source clip's own (:mod:`renderer.metrics`),
   over the first 12 frames and the whole clip; 1.0 = moves exactly like the source;
 - strength q1..q4: mean |dream - source| by quarter of the clip; q4/q2 <= 1.25 is a steady state;
-- holes h0/h2/h4: dream strength of pixels revealed 0, 2, 4 frames ago relative to steadily visible
-  pixels (1.0 = no hole); catch: frames until revealed regions stay above 0.8 of it;
+- holes h0/h2/h4/h8: dream strength of pixels revealed 0, 2, 4, 8 frames ago relative to steadily
+  visible pixels (1.0 = no hole); catch: frames until revealed regions stay above 0.8 of it (up to 12);
 - ms/frame: wall time per frame after the first (the first is dreamed in full), decode, flow and
   encode included; the model is loaded before the clock starts.
 """
@@ -189,7 +189,7 @@ def judge(clip: Clip, variant: Variant, frames: list[np.ndarray], ms: float, tot
     motion = clip.motion
     assert motion is not None and clip.occluded is not None and clip.flows is not None
     quarters = metrics.strength_quarters(frames, source)
-    holes = metrics.hole_profile(frames, source, clip.occluded, clip.flows, max_age=6)
+    holes = metrics.hole_profile(frames, source, clip.occluded, clip.flows, max_age=12)
     return Result(clip.name, variant.name, len(frames), metrics.warping_error_ratio(frames, motion, first=12),
                   metrics.warping_error_ratio(frames, motion), [float(q) for q in quarters],
                   float(quarters[3] / quarters[1]), [float(h) for h in holes.relative], holes.catch_up(),
@@ -202,12 +202,12 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
 
 def print_table(results: list[Result]) -> None:
     header = (f"{'clip':10} {'render':14} {'frames':>6} {'ratio@12':>8} {'ratio@N':>8} {'q1':>6} {'q2':>6} "
-              f"{'q3':>6} {'q4':>6} {'q4/q2':>6} {'h0':>5} {'h2':>5} {'h4':>5} {'catch':>5} {'ms/frame':>8}")
+              f"{'q3':>6} {'q4':>6} {'q4/q2':>6} {'h0':>5} {'h2':>5} {'h4':>5} {'h8':>5} {'catch':>5} {'ms/frame':>8}")
     print(header)
     print("-" * len(header))
     for r in results:
         q = " ".join(f"{v:6.4f}" for v in r.quarters)
-        h = " ".join(f"{fmt(r.holes[k]):>5}" for k in (0, 2, 4))
+        h = " ".join(f"{fmt(r.holes[k]):>5}" for k in (0, 2, 4, 8))
         print(f"{r.clip:10} {r.variant:14} {r.frames:6d} {r.ratio_12:8.2f} {r.ratio_all:8.2f} {q} {r.steady:6.2f} "
               f"{h} {fmt(r.catch_up, 'd'):>5} {r.ms_per_frame:8.0f}")
 
@@ -229,6 +229,7 @@ def main() -> int:
                         help="torch threads (default: torch's, all cores; --quick: 1, which is several times "
                              "faster than 2 while other processes load a 2-core machine)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep the clips and renders in this folder (to look at them)")
     args = parser.parse_args()
     if args.quick:
         args.size, args.scratch_frames = "160x90", min(args.scratch_frames, 16)
@@ -250,7 +251,8 @@ def main() -> int:
     print("reproduce: python benchmarks/flow_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = args.keep or Path(tmp_name)
+        tmp.mkdir(parents=True, exist_ok=True)
         for name in wanted:
             if name in SCENES:
                 clip = scene_clip(name, (width, height), args.frames, tmp, args.seed)
@@ -264,9 +266,15 @@ def main() -> int:
                 clip.flows = clip.motion.flows
             print(f"\n{clip.name} ({clip.kind}, {len(clip.source)} frames): {clip.note}; "
                   f"source warping error {clip.motion.source_error:.4f}", flush=True)
+            if clip.kind == "scene":
+                print(f"  clip: python -m renderer.scenes {name} {name}.mp4 --size {width}x{height} "
+                      f"--frames {args.frames} --seed {args.seed}")
             for variant in todo:
                 frames, ms, total = render(clip, variant, tmp, tuple(args.overrides), args.device)
                 results.append(judge(clip, variant, frames, ms, total))
+                sets = " ".join(f"--set {o}" for o in (*variant.overrides, *args.overrides))
+                limit = f" --frames {variant.frames}" if variant.frames else ""
+                print(f"  render: dreamvid render {clip.path.name} --preset flow-dream {sets}{limit}".rstrip())
                 r = results[-1]
                 print(f"  {variant.name:14} ratio@12 {r.ratio_12:.2f} ratio@{r.frames} {r.ratio_all:.2f} "
                       f"strength {' '.join(f'{q:.4f}' for q in r.quarters)} (q4/q2 {r.steady:.2f}) "

@@ -36,8 +36,9 @@ import numpy as np
 #: three channels, [0,1] units) is below this: it excludes occlusions and flow failures *of the source*.
 RELIABLE_RESIDUAL = 0.05
 #: Pixels visible for at least this many frames (or since the first frame) count as "steady" for
-#: the holes measure.
-STEADY_AGE = 8
+#: the holes measure: a carried dream that keeps a share ``carry`` per frame reaches within
+#: ``carry ** age`` of its steady strength (0.85 ** 16 = 7 %, flow-dream's carry).
+STEADY_AGE = 16
 #: Age of the pixels of the first frame: it is dreamed in full, so they count as steady from the start.
 FIRST_FRAME_AGE = np.iinfo(np.int32).max // 2
 
@@ -275,7 +276,7 @@ class HoleProfile:
 
 
 def hole_profile(frames: Sequence[np.ndarray], source: Sequence[np.ndarray], occluded: np.ndarray,
-                 flows: np.ndarray, max_age: int = 6) -> HoleProfile:
+                 flows: np.ndarray, max_age: int = 12) -> HoleProfile:
     """How strongly newly revealed regions are dreamed, k frames after they appear (issue 9's "holes").
 
     Each pixel's age (:func:`visible_age`) says how many frames ago it was revealed: uncovered behind

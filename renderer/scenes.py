@@ -530,7 +530,30 @@ def write_video(frames: np.ndarray | list[np.ndarray], path: str | Path, fps: fl
         return media.finalize([segment], path, fmt, fps, audio=track, overwrite=overwrite)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m renderer.scenes NAME OUT.mp4 [--size WxH] [--frames N] [--seed S]``: write a scene
+    (with a soundtrack) to render with ``dreamvid render OUT.mp4 --preset flow-dream``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m renderer.scenes", description=main.__doc__)
+    parser.add_argument("name", choices=list(PRESETS))
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--size", default="320x180", help="WxH (even for mp4)")
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    scene = make_scene(args.name, (width, height), args.frames, seed=args.seed)
+    print(scene.write(args.output, overwrite=args.overwrite))
+    return 0
+
+
 __all__ = [
     "PRESETS", "Layer", "Look", "Motion", "Scene", "ScenePreset", "Sprite", "blob_mask", "compress",
     "cut_sprite", "make_scene", "photo_background", "posts_layer", "render_layers", "soundtrack", "write_video",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
