@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -196,6 +197,37 @@ def judge(clip: Clip, variant: Variant, frames: list[np.ndarray], ms: float, tot
                   ms, total)
 
 
+def contact_sheet(clip: Clip, variant: Variant, frames: list[np.ndarray], path: Path) -> Path:
+    """A PNG to look at (issue 9, item 4) around the frame with the most revealed pixels in the second
+    half: columns t-2, t, t+2, t+4; rows: source, output, |output - source| x4 (the dream), and
+    |output t - output t-1 carried along the source's flow| x8 (what the warping error counts: flicker
+    and swimming light up, a dream that rides the motion stays dark). Revealed pixels are outlined in
+    red in the source row."""
+    assert clip.occluded is not None and clip.motion is not None
+    n = len(frames)
+    half = max(n // 2, 1)
+    t = half + int(np.argmax(clip.occluded[half:n].mean(axis=(1, 2)))) if n > 3 else n - 1
+    columns = [min(max(k, 1), n - 1) for k in (t - 2, t, t + 2, t + 4)]
+    rows: list[list[np.ndarray]] = [[], [], [], []]
+    for k in columns:
+        src, out = clip.source[k], frames[k]
+        edge = clip.occluded[k] & ~cv2.erode(clip.occluded[k].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        outlined = src.copy()
+        outlined[edge] = (255, 0, 0)
+        dream = np.abs(out.astype(np.int16) - src).mean(axis=2) * 4
+        carried = metrics.warp_back(frames[k - 1].astype(np.float32), clip.motion.flows[k - 1])
+        flicker = np.abs(out - carried).mean(axis=2) * 8
+        rows[0].append(outlined)
+        rows[1].append(out)
+        rows[2].append(np.repeat(np.clip(dream, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+        rows[3].append(np.repeat(np.clip(flicker, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    sheet = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    zoom = max(1, 320 // clip.source[0].shape[1])  # small renders: whole pixels, enlarged to see
+    sheet = cv2.resize(sheet, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    media.save_image(path, np.ascontiguousarray(sheet))
+    return path
+
+
 def fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None or not np.isfinite(value) else format(value, spec)
 
@@ -229,7 +261,8 @@ def main() -> int:
                         help="torch threads (default: torch's, all cores; --quick: 1, which is several times "
                              "faster than 2 while other processes load a 2-core machine)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--keep", type=Path, help="keep the clips and renders in this folder (to look at them)")
+    parser.add_argument("--keep", type=Path, help="keep the clips and renders in this folder (to look at them), "
+                                                  "with a contact sheet (PNG) of each render around its occlusions")
     args = parser.parse_args()
     if args.quick:
         args.size, args.scratch_frames = "160x90", min(args.scratch_frames, 16)
@@ -272,6 +305,9 @@ def main() -> int:
             for variant in todo:
                 frames, ms, total = render(clip, variant, tmp, tuple(args.overrides), args.device)
                 results.append(judge(clip, variant, frames, ms, total))
+                if args.keep:
+                    sheet = contact_sheet(clip, variant, frames, tmp / f"{clip.name}.{variant.name.replace(' ', '-')}.png")
+                    print(f"  look: {sheet}")
                 sets = " ".join(f"--set {o}" for o in (*variant.overrides, *args.overrides))
                 limit = f" --frames {variant.frames}" if variant.frames else ""
                 print(f"  render: dreamvid render {clip.path.name} --preset flow-dream {sets}{limit}".rstrip())
