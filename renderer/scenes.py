@@ -171,8 +171,9 @@ class Motion:
     (``sway`` and ``period`` per axis, so an orbit is ``sway = (rx, ry)`` with phases a quarter apart);
     scale = ``scale * (1 + pulse * sin(2 pi s / period_scale + phase_scale)) * zoom ** s``; angle =
     ``angle + spin * s`` degrees, counter-clockwise on screen. With ``wrap`` (pixels, > 0) the x
-    position wraps around ``[-wrap, W + wrap)``: a mover leaves on one side and comes back on the other
-    while off-screen, so a long clip keeps its traffic.
+    position wraps around ``[-wrap, frame_width + wrap)``: a mover leaves on one side and comes back on
+    the other while off-screen (``wrap`` must exceed the sprite's half-width), so a long clip keeps its
+    traffic and the ground truth stays exact.
     """
 
     start: tuple[float, float]
