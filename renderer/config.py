@@ -106,10 +106,11 @@ class FlowConfig(Section):
     SECTION = "flow"
 
     method: FlowMethod = FlowMethod.DIS
-    carry: Schedule = scheduled(0.85)   # share of the previous frame's dream carried over, 0..1 (< 1 keeps
-                                        # the dream's strength at a steady state instead of piling up)
-    consistency: bool = True            # drop the carry where the flow is unreliable (occlusions)
-    refresh: Schedule = scheduled(2.0)  # extra step-size factor where the carry was dropped (re-dream it)
+    carry: Schedule = scheduled(1.0)    # share of the previous frame's dream carried over, 0..1
+    consistency: bool = True            # drop the carry where the source does not arrive intact (occlusions)
+    refine: Schedule = scheduled(0.1)   # step-size factor where the carry is reliable, 0..1: low keeps the
+                                        # dream attached to things (stable), 1 re-dreams every pixel (lively)
+    refresh: Schedule = scheduled(2.0)  # step-size factor where the carry was dropped (re-dream it)
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.steps": (0, 1000), "dream.step_size": (0, 1), "dream.octaves": (1, 12),
     "dream.octave_scale": (1.01, 4), "dream.jitter": (0, 4096), "dream.first_steps": (0, 1000),
     "dream.first_octaves": (1, 12), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
-    "flow.carry": (0, 1), "flow.refresh": (0, 100), "color.match": (0, 1), "output.fps": (0.1, 1000),
+    "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "color.match": (0, 1), "output.fps": (0.1, 1000),
     "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1),
 }
 

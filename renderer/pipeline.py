@@ -6,8 +6,10 @@
 
 * feedback: init = transform(previous output) [mixed with the source frame by ``motion.mix``]
 * flow:     init = source + carry * mask * warp(previous dream - previous source, flow)
-            (the hallucination residual rides the source motion; where the flow is unreliable
-            the mask drops it, and ``flow.refresh`` dreams those pixels harder)
+            (the hallucination residual rides the source motion; where the source itself does not
+            arrive intact along the flow, i.e. revealed or changed, the mask drops it), faded only as
+            much as keeps the first frame's strength, then dreamed with per-pixel step weights:
+            ``flow.refine`` (small) where the carry is reliable, ``flow.refresh`` where it was dropped
 
 The first frame is dreamed fully (``dream.first_steps``/``first_octaves``). Frames are written to
 segment files in a work folder beside the output; after every segment the state needed to continue
@@ -34,7 +36,7 @@ from .color import channel_stats, match_color
 from .config import Mode, dump_toml
 from .dream import Objective, dream
 from .errors import DreamvidError, EncodeError, InputError
-from .flow import FlowEstimator, FlowMethod, Interpolation, consistency_mask, flow_to_tensor, warp
+from .flow import FlowEstimator, FlowMethod, Interpolation, flow_to_tensor, photometric_mask, warp
 from .frames import noise_frame, to_tensor, to_uint8
 from .motion import transform_frame
 from .plan import RenderPlan
@@ -55,11 +57,11 @@ class RenderInterrupted(DreamvidError):
 
 @dataclass
 class FrameInput:
-    """One decoded source frame and, in flow mode, the flows from the previous source frame."""
+    """One decoded source frame and, in flow mode, its backward flow into the previous source frame."""
 
     index: int
     image: np.ndarray | None                   # uint8 (H,W,3), None for noise
-    flows: tuple[np.ndarray, np.ndarray] | None = None  # (backward, forward) (H,W,2) pixels
+    flow: np.ndarray | None = None  # (H,W,2) pixels: where each pixel of this frame was in the previous one
     previous_image: np.ndarray | None = None
 
 
@@ -86,13 +88,15 @@ class FrameDreamer:
                                                                  generator, self.device)
             weight = None
         elif self.mode is Mode.FLOW:
-            init, weight = self._flow_init(item, source, state.previous, settings)
+            init, weight = self._flow_init(item, source, state.previous, settings, state.strength)
         else:
             init, weight = self._feedback_init(source, state.previous, settings), None
         dream_settings = dataclasses.replace(settings.dream, tile=self.tile)
         frame = dream(init, self.plan.model, self.objective(settings.objective), dream_settings, generator, weight)
         if state.reference is None and source is None:
             state.reference = channel_stats(frame)
+        if state.strength is None and source is not None:
+            state.strength = float((frame - source).abs().mean())  # what flow mode holds the dream to
         reference = channel_stats(source) if source is not None else state.reference
         return match_color(frame, reference, settings.color_match)
 
@@ -104,22 +108,31 @@ class FrameDreamer:
         return init
 
     def _flow_init(self, item: FrameInput, source: torch.Tensor, previous: torch.Tensor,
-                   settings: FrameSettings) -> tuple[torch.Tensor, torch.Tensor | None]:
-        backward, forward = (flow_to_tensor(f, self.device) for f in item.flows)
-        residual = previous - to_tensor(item.previous_image, self.device)
-        carried = warp(residual, backward, interpolation=Interpolation.KEYS)
-        weight = None
+                   settings: FrameSettings, strength: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        backward = flow_to_tensor(item.flow, self.device)
+        previous_source = to_tensor(item.previous_image, self.device)
+        carried = warp(previous - previous_source, backward, interpolation=Interpolation.KEYS)
+        # Dream steps are weighted per pixel: lightly where the carried dream is reliable (re-dreaming it
+        # every frame is what makes flow renders flicker), hard where the carry failed (disocclusions).
         if self.plan.preset.flow.consistency:
-            mask = consistency_mask(backward, forward)
+            mask = photometric_mask(previous_source, source, backward)
             carried = carried * mask
-            weight = 1.0 + (settings.refresh - 1.0) * (1.0 - mask)
-        return (source + settings.carry * carried).clamp_(0.0, 1.0), weight
+            weight = settings.refine * mask + settings.refresh * (1.0 - mask)
+        else:
+            weight = torch.full_like(backward[:, :1], settings.refine)
+        # Refining adds a little dream every frame: fade the carry just enough that the strength holds at
+        # the first frame's instead of piling up (a global, temporally smooth fade, not a flicker).
+        carried = settings.carry * carried
+        held = float(carried.abs().mean())
+        if held > strength:
+            carried = carried * (strength / held)
+        return (source + carried).clamp_(0.0, 1.0), weight
 
 
 # ------------------------------------------------------------------------------------------- inputs
 
 def frame_inputs(source: Source, mode: Mode, method: FlowMethod, first: int) -> Iterator[FrameInput]:
-    """Decoded frames (and flows in flow mode) from frame `first` on. The decoder seeks: flow mode
+    """Decoded frames (and backward flows in flow mode) from frame `first` on. The decoder seeks: flow mode
     starts one frame earlier, since frame `first` needs its predecessor."""
     estimator = FlowEstimator(method) if mode is Mode.FLOW else None
     start = max(first - 1, 0) if estimator is not None else first
@@ -127,12 +140,11 @@ def frame_inputs(source: Source, mode: Mode, method: FlowMethod, first: int) -> 
     # closing(): the decoder (an ffmpeg process) is reaped when this generator is closed, not by GC.
     with contextlib.closing(source.frames(start)) as frames:
         for index, image in enumerate(frames, start):
-            flows = None
+            flow = None
             if estimator is not None and previous is not None:
-                pair = estimator.forward_backward(previous, image)
-                flows = (pair.backward, pair.forward)
+                flow = estimator.backward(previous, image)
             if index >= first:
-                yield FrameInput(index, image, flows, previous)
+                yield FrameInput(index, image, flow, previous)
             previous = image
 
 

@@ -28,6 +28,7 @@ class FrameSettings:
     motion: Motion
     mix: float
     carry: float
+    refine: float
     refresh: float
     color_match: float
     objective: list[tuple[str, float]]  # objective texts with cross-fade weights (sum 1)
@@ -62,7 +63,7 @@ class Timeline:
         motion = Motion(zoom=v["motion.zoom"], angle=v["motion.angle"], translate_x=v["motion.translate_x"],
                         translate_y=v["motion.translate_y"], center_x=v["motion.center_x"],
                         center_y=v["motion.center_y"])
-        return FrameSettings(dream, motion, v["motion.mix"], v["flow.carry"], v["flow.refresh"],
+        return FrameSettings(dream, motion, v["motion.mix"], v["flow.carry"], v["flow.refine"], v["flow.refresh"],
                              v["color.match"], self.objective.weights_at(i, self.context))
 
 

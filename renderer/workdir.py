@@ -41,6 +41,7 @@ class LoopState:
         rng: the CPU generator state after ``next_frame - 1``.
         tile: the gradient tile side in px fixed at the render's start (``NEVER_TILE``: whole frames).
         finished: every frame is rendered; only joining the segments into the output remains.
+        strength: flow mode's target dream strength (mean |dream - source| of the first frame), or None.
     """
 
     next_frame: int = 0
@@ -50,6 +51,7 @@ class LoopState:
     rng: torch.Tensor = field(default_factory=lambda: torch.Generator().get_state())
     tile: int = NEVER_TILE
     finished: bool = False
+    strength: float | None = None
 
 
 class WorkDir:
@@ -107,7 +109,8 @@ class WorkDir:
             torch.save({"digest": digest, "next_frame": state.next_frame,
                         "segment_frames": list(state.segment_frames), "previous": cpu(state.previous),
                         "reference": None if state.reference is None else tuple(cpu(t) for t in state.reference),
-                        "rng": state.rng, "tile": state.tile, "finished": state.finished}, tmp)
+                        "rng": state.rng, "tile": state.tile, "finished": state.finished,
+                        "strength": state.strength}, tmp)
             with open(tmp, "rb") as f:  # on disk before the rename makes it the state
                 os.fsync(f.fileno())
             os.replace(tmp, self.state_file)
@@ -139,7 +142,7 @@ class WorkDir:
         reference = saved["reference"]
         return LoopState(int(saved["next_frame"]), counts, to(saved["previous"]),
                          None if reference is None else (to(reference[0]), to(reference[1])), saved["rng"],
-                         int(saved["tile"]), bool(saved["finished"]))
+                         int(saved["tile"]), bool(saved["finished"]), saved["strength"])
 
     def commit_segment(self, state: LoopState, index: int, frames: int, digest: str) -> bool:
         """Count segment `index` into `state` and save it, if the file holds exactly `frames` frames

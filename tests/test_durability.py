@@ -42,7 +42,7 @@ def uninterrupted(tmp_path_factory) -> dict[str, list[np.ndarray]]:
     return found
 
 
-def _wait_for(predicate, timeout: float = 120.0) -> None:
+def _wait_for(predicate, timeout: float = 900.0) -> None:
     deadline = time.time() + timeout
     while not predicate():
         if time.time() > deadline:

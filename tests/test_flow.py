@@ -16,6 +16,7 @@ from renderer.flow import (
     consistency_mask,
     estimate_flow,
     flow_to_tensor,
+    photometric_mask,
     warp,
 )
 
@@ -197,3 +198,28 @@ def test_mask_finds_the_strip_uncovered_by_a_moving_square() -> None:
     assert strip.mean().item() < 0.15, strip.mean()
     assert moving.mean().item() > 0.9, moving.mean()
     assert static.mean().item() > 0.95, static.mean()
+
+
+def test_photometric_mask_drops_revealed_pixels_and_keeps_smooth_motion() -> None:
+    """The same moving square: the strip it uncovers fails (its content is new), while a zoom, whose flow
+    has gradients everywhere (a motion-boundary test would flag them), passes almost everywhere."""
+    background = photo()
+    square = cv2.resize(skimage.data.astronaut()[100:300, 150:350], (40, 40), interpolation=cv2.INTER_AREA)
+
+    def scene(x: int) -> np.ndarray:
+        frame = background.copy()
+        frame[40:80, x : x + 40] = square
+        return frame
+
+    prev, cur = scene(50), scene(58)
+    backward = flow_to_tensor(FlowEstimator().backward(prev, cur))
+    mask = photometric_mask(to_tensor(prev), to_tensor(cur), backward)[0, 0]
+    assert mask[44:76, 51:57].mean().item() < 0.2
+    assert mask[44:76, 62:94].mean().item() > 0.9 and mask[5:30, 5:-5].mean().item() > 0.95
+
+    zoomed = cv2.resize(background, None, fx=1.03, fy=1.03, interpolation=cv2.INTER_CUBIC)
+    y0, x0 = (zoomed.shape[0] - H) // 2, (zoomed.shape[1] - W) // 2
+    after = np.ascontiguousarray(zoomed[y0 : y0 + H, x0 : x0 + W])
+    backward = flow_to_tensor(FlowEstimator().backward(background, after))
+    mask = photometric_mask(to_tensor(background), to_tensor(after), backward)[0, 0]
+    assert mask[MARGIN].mean().item() > 0.9

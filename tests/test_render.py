@@ -210,7 +210,7 @@ def test_ctrl_c_leaves_a_playable_file_and_resume_equals_an_uninterrupted_render
     process = subprocess.Popen([*args, "-o", f"{cut}/"], env=env, stderr=subprocess.PIPE, text=True,
                                preexec_fn=_default_sigint)
     work = partial_dir(cut)
-    deadline = time.time() + 120
+    deadline = time.time() + 900  # generous: a loaded machine can be many times slower
     while time.time() < deadline and len(list(work.glob("segment_*/*.png"))) < 52:  # past the first checkpoint
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
@@ -238,10 +238,10 @@ def test_ctrl_c_on_video_output_leaves_a_playable_partial_file(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "renderer.cli", "render", "noise", "--size", "96x64",
                                 "--frames", "2000", "-o", str(out), "--quiet", "--set", "dream.steps=1"],
                                stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
-    deadline = time.time() + 120
-    while time.time() < deadline and not partial_dir(out).exists():
+    deadline = time.time() + 900
+    # Segment 1 is open once segment 0 (48 frames) is closed and checkpointed: then interrupt.
+    while time.time() < deadline and not any(partial_dir(out).glob("segment_00001*")):
         time.sleep(0.05)
-    time.sleep(3)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -277,3 +277,27 @@ def test_no_audio_preview_and_farneback(capsys, monkeypatch, tmp_path, clips):
     assert max(size) <= 320
     saved = (tmp_path / "quiet.toml").read_text()
     assert 'method = "farneback"' in saved and "steps = 2" in saved  # the preview's own settings
+
+
+@pytest.mark.slow
+def test_flow_defaults_keep_the_dream_attached_on_a_scene_with_occlusions(tmp_path):
+    """Independent movers, parallax and occlusion (a generated scene): carrying the dream whole and
+    refining it lightly flickers far less than re-dreaming every pixel every frame (dreamvid 0.1's
+    carry 0.85, refine 1), at no loss of strength."""
+    from renderer import pipeline, scenes
+    from renderer.plan import RenderRequest, plan_render
+
+    scene = scenes.make_scene("crossing", (128, 72), 12)
+    clip = scene.write(tmp_path / "crossing.mp4")
+    source = list(media.read_video(clip))
+    fast = ("dream.steps=2", "dream.octaves=1", "dream.first_steps=4", "dream.first_octaves=2",
+            "dream.objective=mixed3b")
+    figures = {}
+    for name, extra in {"defaults": (), "0.1": ("flow.carry=0.85", "flow.refine=1")}.items():
+        out = tmp_path / f"{name}.mp4"
+        pipeline.render(plan_render(RenderRequest(str(clip), out, "flow-dream", fast + extra, device="cpu")))
+        frames = list(media.read_video(out))
+        figures[name] = (metrics.warping_error_ratio(frames, source), float(metrics.dream_strength(frames, source).mean()))
+    print(figures)
+    assert figures["defaults"][0] < 0.75 * figures["0.1"][0]
+    assert figures["defaults"][1] > 0.9 * figures["0.1"][1]
