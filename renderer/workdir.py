@@ -103,17 +103,16 @@ class WorkDir:
 
     def save(self, state: LoopState, digest: str) -> None:
         """Replace the saved state atomically (a crash leaves the old one or the new one)."""
-        tmp = self.path / (STATE_FILE + ".tmp")
         cpu = (lambda t: None if t is None else t.detach().cpu())
         try:
-            torch.save({"digest": digest, "next_frame": state.next_frame,
-                        "segment_frames": list(state.segment_frames), "previous": cpu(state.previous),
-                        "reference": None if state.reference is None else tuple(cpu(t) for t in state.reference),
-                        "rng": state.rng, "tile": state.tile, "finished": state.finished,
-                        "strength": state.strength}, tmp)
-            with open(tmp, "rb") as f:  # on disk before the rename makes it the state
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_file)
+            with media.atomic_path(self.state_file) as tmp:
+                torch.save({"digest": digest, "next_frame": state.next_frame,
+                            "segment_frames": list(state.segment_frames), "previous": cpu(state.previous),
+                            "reference": None if state.reference is None else tuple(cpu(t) for t in state.reference),
+                            "rng": state.rng, "tile": state.tile, "finished": state.finished,
+                            "strength": state.strength}, tmp)
+                with open(tmp, "rb") as f:  # on disk before the rename makes it the state
+                    os.fsync(f.fileno())
         except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
             raise EncodeError(f"cannot save the render state in {self.path}: {str(exc).splitlines()[0]}",
                               hint="check free disk space, then run the same command with --resume") from None
