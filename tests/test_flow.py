@@ -175,6 +175,14 @@ def test_softening_keeps_unreliable_pixels_at_zero() -> None:
     assert soft[0, 0, 55, 80:86].tolist() == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])  # linear ramp
 
 
+def square_scene(x: int) -> np.ndarray:
+    """A photo with a 40-px textured square whose left edge is at column `x` (rows 40..79)."""
+    frame = photo()
+    frame[40:80, x : x + 40] = cv2.resize(skimage.data.astronaut()[100:300, 150:350], (40, 40),
+                                          interpolation=cv2.INTER_AREA)
+    return frame
+
+
 def test_mask_finds_the_strip_uncovered_by_a_moving_square() -> None:
     """A 40-px textured square moves 8 px right over a static photo (DIS).
 
@@ -182,15 +190,7 @@ def test_mask_finds_the_strip_uncovered_by_a_moving_square() -> None:
     Farneback smooths the flow across the square's edge in both directions alike, so its check
     passes on this 8-px strip (0.98): use DIS, the default, for flow mode.
     """
-    background = photo()
-    square = cv2.resize(skimage.data.astronaut()[100:300, 150:350], (40, 40), interpolation=cv2.INTER_AREA)
-
-    def scene(x: int) -> np.ndarray:
-        frame = background.copy()
-        frame[40:80, x : x + 40] = square
-        return frame
-
-    pair = FlowEstimator(FlowMethod.DIS).forward_backward(scene(50), scene(58))
+    pair = FlowEstimator(FlowMethod.DIS).forward_backward(square_scene(50), square_scene(58))
     mask = consistency_mask(flow_to_tensor(pair.backward), flow_to_tensor(pair.forward))[0, 0]
     strip = mask[44:76, 51:57]  # background at x 50..57 was under the square in the previous frame
     moving = mask[44:76, 62:94]
@@ -203,20 +203,13 @@ def test_mask_finds_the_strip_uncovered_by_a_moving_square() -> None:
 def test_photometric_mask_drops_revealed_pixels_and_keeps_smooth_motion() -> None:
     """The same moving square: the strip it uncovers fails (its content is new), while a zoom, whose flow
     has gradients everywhere (a motion-boundary test would flag them), passes almost everywhere."""
-    background = photo()
-    square = cv2.resize(skimage.data.astronaut()[100:300, 150:350], (40, 40), interpolation=cv2.INTER_AREA)
-
-    def scene(x: int) -> np.ndarray:
-        frame = background.copy()
-        frame[40:80, x : x + 40] = square
-        return frame
-
-    prev, cur = scene(50), scene(58)
+    prev, cur = square_scene(50), square_scene(58)
     backward = flow_to_tensor(FlowEstimator().backward(prev, cur))
     mask = photometric_mask(to_tensor(prev), to_tensor(cur), backward)[0, 0]
     assert mask[44:76, 51:57].mean().item() < 0.2
     assert mask[44:76, 62:94].mean().item() > 0.9 and mask[5:30, 5:-5].mean().item() > 0.95
 
+    background = photo()
     zoomed = cv2.resize(background, None, fx=1.03, fy=1.03, interpolation=cv2.INTER_CUBIC)
     y0, x0 = (zoomed.shape[0] - H) // 2, (zoomed.shape[1] - W) // 2
     after = np.ascontiguousarray(zoomed[y0 : y0 + H, x0 : x0 + W])
