@@ -7,9 +7,11 @@ ranks the class among its 1000. Prints each class's rank and probability, the to
 seconds per image; writes every image and, with --grid, a labelled grid (JPEG) for the README.
 
     python benchmarks/classes.py                          # 24 classes at 224 px, defaults
-    python benchmarks/classes.py --classes banana,goldfish --size 512 --steps 64
+    python benchmarks/classes.py --classes banana,goldfish --size 512x512 --set steps=64
+    python benchmarks/classes.py --set contrast=None                    # an ablation: lucid's free contrast
     python benchmarks/classes.py --grid docs/classes.jpg --grid-classes 12
-    python benchmarks/classes.py --method dream           # the DeepDream engine instead, for comparison
+    python benchmarks/classes.py --method dream --set octaves=2 --set steps=20 --set step_size=0.01
+                                                          # the DeepDream engine instead, for comparison
 """
 
 from __future__ import annotations
@@ -41,14 +43,26 @@ CLASSES = ("banana", "goldfish", "school bus", "strawberry", "flamingo", "tarant
            "dumbbell", "volcano", "teapot", "violin", "golden retriever", "zebra", "fire engine", "mushroom")
 
 
-def run_class(net, name: str, size: tuple[int, int], method: str, steps: int | None, seed: int) -> torch.Tensor:
-    objective = parse_objective(f"class:{name}", net)
+def run_class(net, name: str, size: tuple[int, int], method: str, overrides: dict, seed: int) -> torch.Tensor:
+    objective = parse_objective(overrides.pop("objective", "class:{}").format(name), net)
     generator = torch.Generator().manual_seed(seed)
     if method == "dream":
-        settings = DEFAULTS if steps is None else replace(DEFAULTS, steps=steps)
-        return dream(noise_frame(*size, generator), net, objective, settings, generator)
-    settings = VIS_DEFAULTS if steps is None else replace(VIS_DEFAULTS, steps=steps)
-    return visualise(net, objective, size, settings, generator)
+        return dream(noise_frame(*size, generator), net, objective, replace(DEFAULTS, **overrides), generator)
+    return visualise(net, objective, size, replace(VIS_DEFAULTS, **overrides), generator)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """['steps=64', 'contrast=None', 'objective=class:{} + 0.3*mixed4b'] -> typed settings overrides."""
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key == "objective":
+            out[key] = value
+        elif value == "None":
+            out[key] = None
+        else:
+            out[key] = float(value) if "." in value or "e" in value else int(value)
+    return out
 
 
 def labelled_grid(images: list[np.ndarray], labels: list[str], columns: int, cell: int) -> np.ndarray:
@@ -70,7 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", default=",".join(CLASSES), help="comma-separated class names")
     parser.add_argument("--size", default="224x224", help="WxH")
-    parser.add_argument("--steps", type=int, default=None, help="steps per octave (default: the method's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the method (steps=64, contrast=None, decay=1.0, step_size=0.01) "
+                             "or the objective ('objective=class:{} + 0.3*mixed4b'); repeatable")
     parser.add_argument("--method", choices=("visualise", "dream"), default="visualise")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -91,7 +107,7 @@ def main() -> None:
     for name in [c.strip() for c in args.classes.split(",") if c.strip()]:
         index, _ = class_index(net, name)
         start = time.perf_counter()
-        image = run_class(net, name, (height, width), args.method, args.steps, args.seed)
+        image = run_class(net, name, (height, width), args.method, parse_overrides(args.overrides), args.seed)
         seconds = time.perf_counter() - start
         r, p = rank(judge, image, imagenet_index(index))
         pixels = to_uint8(image)
@@ -103,7 +119,7 @@ def main() -> None:
             args.json.write_text(json.dumps(rows, indent=1))
     n = len(rows)
     top1, top5 = sum(r["rank"] == 0 for r in rows), sum(r["rank"] < 5 for r in rows)
-    print(f"{args.method}, {width}x{height}, {n} classes: judge top-1 {top1}/{n} ({100 * top1 / n:.0f} %), "
+    print(f"{args.method} {' '.join(args.overrides)}, {width}x{height}, {n} classes: judge top-1 {top1}/{n} ({100 * top1 / n:.0f} %), "
           f"top-5 {top5}/{n} ({100 * top5 / n:.0f} %), median rank {int(np.median([r['rank'] for r in rows])) + 1}, "
           f"{np.mean([r['seconds'] for r in rows]):.1f} s per image")
     if args.grid:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import preferred_memory_format
 from .engine import Precision, compute_dtype, resize
 from .objectives import Objective
 from .param import FourierImage
@@ -106,6 +107,7 @@ def visualise(model: nn.Module, objective: Objective, size: tuple[int, int], set
     sizes = [(max(16, round(height / settings.octave_scale ** i)), max(16, round(width / settings.octave_scale ** i)))
              for i in reversed(range(settings.octaves))]
     image = init
+    memory_format = preferred_memory_format(device)  # as the weights (dream() does the same)
     total, done = settings.steps * len(sizes), 0
     for h, w in sizes:
         param = FourierImage(h, w, decay=settings.decay, contrast=settings.contrast, generator=generator, device=device)
@@ -118,6 +120,7 @@ def visualise(model: nn.Module, objective: Objective, size: tuple[int, int], set
             optimiser.zero_grad(set_to_none=True)
             image = param()
             views = torch.cat([random_view(image, view_size, transforms, generator) for _ in range(settings.views)])
+            views = views.contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 acts = model(views, objective.layers)
             score = objective({name: a.float() for name, a in acts.items()}) / settings.views
