@@ -116,7 +116,9 @@ def render(
     input: Annotated[str, typer.Argument(metavar="INPUT", help="Video, image, folder of numbered frames, or 'noise'.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="PATH", help="Output: .mp4 .mov .webm .gif, or a folder/ "
                       "for PNG frames (default: INPUT.dream.mp4 beside the input).")] = None,
-    preset: Annotated[str, typer.Option("--preset", "-p", metavar="PRESET", help="Preset name or .toml path (see `dreamvid presets`).")] = "fractal-zoom",
+    preset: Annotated[Optional[list[str]], typer.Option("--preset", "-p", metavar="PRESET", help="Preset name or .toml path "
+                      "(see `dreamvid presets`; default fractal-zoom). Repeat to layer: later presets override earlier "
+                      "ones key by key (--preset fractal-zoom --preset mymotion.toml).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a preset key: --set dream.steps=6 (repeatable).")] = None,
     frames: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Frames to render (from --start for a video).")] = None,
     seconds: Annotated[Optional[float], typer.Option(metavar="SECONDS", min=0.01, help="Seconds to render (from --start for a video).")] = None,
@@ -141,7 +143,7 @@ def render(
     from .pipeline import render as run_render
     from .plan import RenderRequest, plan_render
 
-    request = RenderRequest(input, output, preset, tuple(set_ or ()), frames, seconds, start, end, parse_size(size),
+    request = RenderRequest(input, output, tuple(preset or ("fractal-zoom",)), tuple(set_ or ()), frames, seconds, start, end, parse_size(size),
                             scale, fps, audio, no_audio, crf, seed, bpm, device, preview, resume, overwrite)
     plan = plan_render(request)
     source = plan.source
@@ -204,11 +206,16 @@ def presets_list(ctx: typer.Context) -> None:
 
 
 @presets_app.command("show")
-def presets_show(name: Annotated[str, typer.Argument(metavar="NAME", help="Preset name or .toml path.")]) -> None:
-    """Print a preset with every setting (defaults filled in)."""
+def presets_show(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Preset name or .toml path.")],
+    preset: Annotated[Optional[list[str]], typer.Option("--preset", "-p", metavar="PRESET", help="Layer another preset "
+                      "over it (repeatable; later ones win key by key).")] = None,
+) -> None:
+    """Print a preset with every setting (defaults filled in), or several layered."""
     from .config import dump_toml, find_preset, load_preset
 
-    typer.echo(dump_toml(load_preset(name), [f"preset {name} ({find_preset(name)})"]))
+    layers = [name, *(preset or ())]
+    typer.echo(dump_toml(load_preset(layers), [f"preset {layer} ({find_preset(layer)})" for layer in layers]))
 
 
 # --------------------------------------------------------------------------------------------- schedule
@@ -216,6 +223,8 @@ def presets_show(name: Annotated[str, typer.Argument(metavar="NAME", help="Prese
 @app.command()
 def schedule(
     preset: Annotated[str, typer.Argument(metavar="PRESET", help="Preset name or .toml path.")],
+    layers: Annotated[Optional[list[str]], typer.Option("--preset", "-p", metavar="PRESET", help="Layer another preset "
+                      "over it (repeatable; later ones win key by key).")] = None,
     audio: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Soundtrack (audio or video file) for audio variables.")] = None,
     plot: Annotated[Optional[Path], typer.Option(metavar="PNG", help="Draw the schedules into this PNG.")] = None,
     fps: Annotated[Optional[float], typer.Option(metavar="FPS", min=0.1, help="Frame rate (default: the preset's).")] = None,
@@ -231,7 +240,7 @@ def schedule(
     from .sources import open_source
     from .timeline import build_timeline
 
-    settings = load_preset(preset, set_ or [])
+    settings = load_preset([preset, *(layers or ())], set_ or [])
     rate = fps or settings.output.fps
     features = None
     if audio is not None:
@@ -255,6 +264,35 @@ def schedule(
         from .plot import plot_timeline
 
         typer.echo(f"wrote {plot_timeline(timeline, features, plot)}")
+
+
+# ----------------------------------------------------------------------------------------------- import
+
+@app.command("import")
+def import_settings(
+    settings: Annotated[Path, typer.Argument(metavar="SETTINGS", help="A Deforum settings file (the JSON .txt saved "
+                        "beside its frames) or a Parseq export (.json); the format is told by its content.")],
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="PRESET.toml", help="The dreamvid preset to write.")],
+    size: Annotated[Optional[str], typer.Option(metavar="WxH", help="Picture size that translations (pixels) are "
+                    "measured against (default: Deforum's W x H; 512x512 for Parseq).")] = None,
+    deltas: Annotated[bool, typer.Option("--deltas/--no-deltas", help="Parseq: read motion from the *_delta fields, "
+                      "as Deforum does by default (parseq_use_deltas).")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing preset.")] = False,
+) -> None:
+    """Turn Deforum or Parseq settings into a dreamvid preset; lists every setting that has no equivalent."""
+    from .importers import read_settings, write_preset
+
+    imported = read_settings(settings, size=parse_size(size), deltas=deltas)
+    written = write_preset(imported, output, overwrite)
+    grouped = imported.unmapped_by_reason()
+    if grouped:
+        typer.echo(f"not carried ({len(imported.unmapped)} settings with no dreamvid equivalent, listed in the preset too):")
+        for reason, keys in grouped.items():
+            typer.echo(f"  {reason}: {', '.join(keys)}")
+    carried = [f"{section}.{key}" for section, table in imported.raw.items() if isinstance(table, dict) for key in table]
+    typer.echo(f"carried: {', '.join(carried)}")
+    typer.echo(f"render it: {imported.render_command(written)}")
+    typer.echo(f"wrote {written}")
 
 
 def main() -> None:

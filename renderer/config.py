@@ -248,12 +248,42 @@ def read_preset_file(path: Path) -> dict[str, Any]:
         raise PresetError(f"cannot read preset {path}: {exc.strerror}") from exc
 
 
-def load_preset(name_or_path: str | None, overrides: Sequence[str] = ()) -> Preset:
-    """Read a preset (None = all defaults), apply ``--set key.path=value`` overrides, validate."""
-    raw: dict[str, Any] = read_preset_file(find_preset(name_or_path)) if name_or_path else {}
+#: One preset name or path, several layered (later over earlier), or None for the defaults.
+PresetLayers = str | Path | Sequence[str | Path] | None
+
+
+def preset_layers(presets: PresetLayers) -> tuple[str, ...]:
+    """The layers of ``presets`` as a tuple of names or paths (``"a"`` -> ``("a",)``, None -> ``()``)."""
+    if presets is None:
+        return ()
+    if isinstance(presets, (str, Path)):
+        return (str(presets),)
+    return tuple(str(p) for p in presets)
+
+
+def load_preset(presets: PresetLayers, overrides: Sequence[str] = ()) -> Preset:
+    """Read a preset, or several layered (``["fractal-zoom", "mymotion.toml"]``: each later one over the
+    ones before, key by key, tables merged; ``mode`` and ``description`` too), apply ``--set
+    key.path=value`` overrides, validate. None or no layers: all defaults. The result is what a render
+    saves beside its output, so the merged settings render again identically from that one file."""
+    raw: dict[str, Any] = {}
+    for layer in preset_layers(presets):
+        raw = merge_tables(raw, read_preset_file(find_preset(layer)))
     for item in overrides:
         apply_override(raw, item)
     return build_preset(raw)
+
+
+def merge_tables(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` laid over ``base``: tables present in both are merged key by key, any other value of
+    ``top`` replaces ``base``'s. Neither argument is changed."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_tables(merged[key], value)
+        else:
+            merged[key] = dict(value) if isinstance(value, Mapping) else value
+    return merged
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from . import media
 from .audio import AudioFeatures, analyze_audio
-from .config import Mode, Preset, find_preset, load_preset, preview_preset
+from .config import Mode, Preset, find_preset, load_preset, preset_layers, preview_preset
 from .devices import pick_device
 from .dream import Objective, parse_objective
 from .dream.engine import auto_tile
@@ -51,7 +51,7 @@ class RenderRequest:
 
     input: str
     output: Path | None = None
-    preset: str | None = "fractal-zoom"
+    preset: str | tuple[str, ...] | None = "fractal-zoom"   # one preset, or layers (later over earlier)
     overrides: tuple[str, ...] = ()
     frames: int | None = None
     seconds: float | None = None
@@ -191,7 +191,7 @@ def _check_output_paths(request: RenderRequest, output: Path, fmt: media.OutputF
             pass  # this render's own output, renamed into place just before it was interrupted
         else:
             raise InputError(f"{output} exists", hint="pass --overwrite to replace it, or choose another -o")
-    presets = [find_preset(request.preset).resolve()] if request.preset else []
+    presets = [find_preset(layer).resolve() for layer in preset_layers(request.preset)]
     if settings_file.resolve() in presets:
         raise InputError(f"the settings of this render would be saved as {settings_file}, the preset it reads",
                          hint="choose an output with another name, e.g. -o " + str(output.with_stem(output.stem + "-render")))

@@ -115,3 +115,45 @@ def test_beat_keys_need_a_tempo_and_take_it_from_the_soundtrack_or_the_preset(ov
     if "motion.zoom" in override:  # 8 beats at 120 bpm = 4 s = frame 96: halfway at frame 48
         assert timeline.frame(48).motion.zoom == pytest.approx(1.25)
         assert build_timeline(with_bpm, 96, 24.0).frame(48).motion.zoom == pytest.approx(1.25)
+
+
+def test_layered_presets_merge_key_by_key_later_wins(tmp_path):
+    """--preset fractal-zoom --preset mymotion.toml: tables merge, later layers win key by key, the top-level
+    mode and description too; the saved settings are the merged result and load back identically."""
+    motion = tmp_path / "mymotion.toml"
+    motion.write_text('description = "my motion"\n[motion]\nzoom = "0:(1), 2s:(1.6)"\nangle = 12\n')
+    flow = tmp_path / "flow.toml"
+    flow.write_text('mode = "flow"\n[flow]\nrefine = 0.3\n')
+    look = load_preset("fractal-zoom")
+    layered = load_preset(["fractal-zoom", str(motion), str(flow)], ["motion.angle=6"])
+    assert layered.dream == look.dream and layered.color == look.color and layered.motion.mix == look.motion.mix
+    assert layered.motion.zoom.source == "0:(1), 2s:(1.6)" and layered.motion.angle.constant == 6
+    assert layered.description == "my motion" and layered.mode is Mode.FLOW and layered.flow.refine.constant == 0.3
+    assert load_preset([str(motion), "fractal-zoom"]).motion.zoom.constant == 1.4  # order matters
+    assert load_preset(("fractal-zoom",)) == look == load_preset("fractal-zoom") and load_preset([]) == build_preset({})
+    saved = tmp_path / "render.toml"
+    saved.write_text(dump_toml(layered))
+    assert load_preset(str(saved)) == layered
+
+
+def test_layers_are_shown_and_scheduled_from_the_command_line(capsys, monkeypatch, tmp_path):
+    from conftest import dreamvid
+
+    motion = tmp_path / "mymotion.toml"
+    motion.write_text('[motion]\nangle = "0:(0), 24:(48)"\n')
+    code, out, err = dreamvid(capsys, monkeypatch, "presets", "show", "fractal-zoom", "--preset", motion)
+    assert code == 0 and 'angle = "0:(0), 24:(48)"' in out and "mix = 0.15" in out and str(motion) in out, err
+    code, out, err = dreamvid(capsys, monkeypatch, "schedule", "fractal-zoom", "--preset", motion, "--seconds", "1")
+    assert code == 0 and "motion.angle" in out.splitlines()[0], err
+    assert out.splitlines()[13].split()[:3] == ["12", "0.50", "24"]  # frame 12: halfway to 48 degrees/s
+
+
+def test_a_render_never_overwrites_any_layer_it_reads(capsys, monkeypatch, tmp_path):
+    from conftest import dreamvid
+
+    layer = tmp_path / "out.toml"
+    layer.write_text("[motion]\nzoom = 1.2\n")
+    code, _, err = dreamvid(capsys, monkeypatch, "render", "noise", "--preset", "fractal-zoom", "--preset", layer,
+                            "-o", tmp_path / "out.mp4", "--frames", "2", "--overwrite")
+    assert code == 2 and "the preset it reads" in err and layer.read_text() == "[motion]\nzoom = 1.2\n", err
+    assert not (tmp_path / "out.mp4").exists()

@@ -1,0 +1,60 @@
+"""Live-preview latency of `dreamvid studio`: one frame dreamed with a preset's settings, the way the
+server dreams it (network loaded once, frame decoded once), for a few layers.
+
+    python benchmarks/studio_preview.py [--preset fractal-zoom] [--input samples/cat-pan.mp4] [--repeat 3] [--threads N]
+
+Prints the seconds per preview (median and worst) per layer, and the machine's load (the CPU is
+shared: other work running at the same time slows every figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from renderer.config import load_preset
+from renderer.studio.preview import PREVIEW_THREADS, InputSpec, Previewer
+from renderer.studio.workspace import Workspace
+
+LAYERS = ("mixed3a", "mixed4c", "mixed5a")
+
+
+async def measure(previewer: Previewer, spec: InputSpec, preset_name: str, repeat: int) -> None:
+    warm = load_preset(preset_name)
+    await previewer.preview(spec, warm, 40)  # the first preview loads the network and decodes the frame
+    for layer in LAYERS:
+        preset = load_preset(preset_name, [f"dream.objective={layer}"])
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            await previewer.preview(spec, preset, 40)
+            times.append(time.perf_counter() - start)
+        print(f"{layer:8} median {statistics.median(times):.2f} s  worst {max(times):.2f} s  ({repeat} previews)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="fractal-zoom")
+    parser.add_argument("--input", type=Path, default=Path(__file__).resolve().parents[1] / "samples" / "cat-pan.mp4")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=PREVIEW_THREADS, help="torch threads (the studio's default)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    previewer = Previewer(Workspace.open(args.input.parent), device="cpu")
+    print(f"preset {args.preset}, {args.input.name} frame 40, {os.cpu_count()} CPUs, {args.threads} threads, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    try:
+        asyncio.run(measure(previewer, InputSpec(args.input.name), args.preset, args.repeat))
+    finally:
+        previewer.close()
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
