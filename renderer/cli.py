@@ -266,6 +266,28 @@ def schedule(
         typer.echo(f"wrote {plot_timeline(timeline, features, plot)}")
 
 
+# ----------------------------------------------------------------------------------------------- studio
+
+@app.command()
+def studio(
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Workspace: inputs, soundtracks, presets and "
+                      "renders live here (default: the current folder).")] = Path("."),
+    port: Annotated[int, typer.Option(metavar="PORT", min=0, max=65535, help="Port (default: a free one).")] = 0,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on. Anything but loopback lets "
+                    "other machines reach the studio.")] = "127.0.0.1",
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, mps (for previews).")] = "auto",
+) -> None:
+    """A web studio in the browser: live preview, schedules over the soundtrack, renders with progress."""
+    from .studio import is_loopback, serve
+
+    if not is_loopback(host):
+        typer.echo(f"dreamvid: warning: listening on {host}: other machines on the network can reach the studio "
+                   "(its token still guards it, but traffic is not encrypted)", err=True)
+    serve(folder, host=host, port=port, open_browser=not no_browser, device=device,
+          announce=lambda line: typer.echo(line, err=True))
+
+
 # ----------------------------------------------------------------------------------------------- import
 
 @app.command("import")

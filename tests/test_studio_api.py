@@ -221,8 +221,22 @@ def test_unknown_preset_is_refused(studio: TestClient) -> None:
 
 # ----------------------------------------------------------------------------------------- preview
 
-def test_preview_is_a_dreamed_frame(studio: TestClient) -> None:
-    body = {**settings({"dream.objective": "mixed3a"}), "frame": 40}
+@pytest.fixture
+def studio_threads():
+    """Torch threads as the studio's server sets them (on a busy 2-core CPU, 1: see PREVIEW_THREADS)."""
+    import torch
+
+    from renderer.studio.preview import PREVIEW_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(PREVIEW_THREADS)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_preview_is_a_dreamed_frame(studio: TestClient, studio_threads: None) -> None:
+    cheap = {"dream.objective": "mixed3a", "dream.first_steps": 2, "dream.first_octaves": 2}
+    body = {**settings(cheap), "frame": 40}
     response = studio.post("/api/preview", json=body)
     assert response.status_code == 200, response.text
     dreamed = np.asarray(Image.open(io.BytesIO(response.content)))

@@ -39,6 +39,8 @@ def request_from(fields: dict[str, Any]) -> RenderRequest:
     for name in ("overrides", "size"):
         values[name] = None if values[name] is None else tuple(values[name])
     values["overrides"] = values["overrides"] or ()
+    if isinstance(values.get("preset"), list):  # layered presets
+        values["preset"] = tuple(values["preset"])
     return RenderRequest(**values)
 
 
