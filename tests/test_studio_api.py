@@ -257,3 +257,42 @@ def test_curves_follow_the_schedule_and_the_soundtrack(studio: TestClient) -> No
     assert list(data["values"]) == ["motion.zoom"]
     assert data["values"]["motion.zoom"][0] == 1 and data["values"]["motion.zoom"][-1] == 2
     assert data["n_frames"] == 96 and len(data["waveform"]) > 100
+
+
+# ----------------------------------------------------------------------------------------- renders
+
+def wait_job(client: TestClient, job_id: str, done: callable, timeout: float = 180.0) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = next(j for j in client.get("/api/state").json()["jobs"] if j["id"] == job_id)
+        if done(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not get there: {job}")
+
+
+@pytest.mark.slow
+def test_render_stops_resumably_and_resumes(studio: TestClient, workspace: Path) -> None:
+    """Stop = SIGINT to the worker: the render saves its state; resume finishes it, in a worker process."""
+    body = settings({"output.size": "64x36", "dream.first_steps": 1, "dream.first_octaves": 1, "dream.steps": 1,
+                     "dream.octaves": 1}, frames=60)
+    job = studio.post("/api/render", json=body).json()
+    assert job["status"] == "queued" and job["output"] == "renders/clip.dream.mp4"
+    assert "--frames 60" in job["command"] and "-o renders/clip.dream.mp4" in job["command"]
+    second = studio.post("/api/render", json=body).json()          # one at a time: the second waits
+    assert second["output"] == "renders/clip.dream-2.mp4"
+    wait_job(studio, job["id"], lambda j: j["done"] >= 3)
+    assert next(j for j in studio.get("/api/state").json()["jobs"] if j["id"] == second["id"])["status"] == "queued"
+    assert studio.post(f"/api/jobs/{second['id']}/stop").json()["status"] == "stopped"
+    studio.post(f"/api/jobs/{job['id']}/stop")
+    stopped = wait_job(studio, job["id"], lambda j: j["status"] != "running")
+    assert stopped["status"] == "stopped" and stopped["resumable"], stopped
+    assert (workspace / "renders" / "clip.dream.mp4.dreamvid-partial").is_dir()
+    studio.post(f"/api/jobs/{job['id']}/resume")
+    finished = wait_job(studio, job["id"], lambda j: j["status"] in ("done", "failed"))
+    assert finished["status"] == "done", finished
+    assert finished["done"] == finished["total"] == 60
+    assert (workspace / "renders" / "clip.dream.mp4").is_file()
+    assert not (workspace / "renders" / "clip.dream.mp4.dreamvid-partial").exists()
