@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -261,7 +262,8 @@ def test_curves_follow_the_schedule_and_the_soundtrack(studio: TestClient) -> No
 
 # ----------------------------------------------------------------------------------------- renders
 
-def wait_job(client: TestClient, job_id: str, done: callable, timeout: float = 180.0) -> dict:
+def wait_job(client: TestClient, job_id: str, done: Callable[[dict], bool], timeout: float = 180.0) -> dict:
+    """Poll the studio's job list until `done(job)` holds."""
     import time
 
     deadline = time.monotonic() + timeout
