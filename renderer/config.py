@@ -38,6 +38,11 @@ class Mode(Enum):
     FEEDBACK = "feedback"  # frame n+1 = dream(transform(frame n)), optionally mixing the source in
     FLOW = "flow"          # carry the previous dream along the source video's optical flow
 
+    @property
+    def cadence_section(self) -> str:
+        """The section whose ``cadence`` key this mode reads (``motion`` or ``flow``)."""
+        return "flow" if self is Mode.FLOW else "motion"
+
 
 def scheduled(default: float | str) -> Any:
     """A scheduled setting: declared with its default as written in a preset; :class:`Section` parses
@@ -97,6 +102,7 @@ class MotionConfig(Section):
     center_x: Schedule = scheduled(0.5)       # zoom/rotation centre, fraction of width
     center_y: Schedule = scheduled(0.5)
     mix: Schedule = scheduled(0.0)            # weight of the current source frame blended in, 0..1
+    cadence: Schedule = scheduled(1)          # dream every k-th frame, tween the frames between (1..16)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class FlowConfig(Section):
     refine: Schedule = scheduled(0.1)   # step-size factor where the carry is reliable, 0..1: low keeps the
                                         # dream attached to things (stable), 1 re-dreams every pixel (lively)
     refresh: Schedule = scheduled(2.0)  # step-size factor where the carry was dropped (re-dream it)
+    cadence: Schedule = scheduled(1)    # dream every k-th frame, carry the dream to the frames between (1..16)
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.steps": (0, 1000), "dream.step_size": (0, 1), "dream.octaves": (1, 12),
     "dream.octave_scale": (1.01, 4), "dream.jitter": (0, 4096), "dream.first_steps": (0, 1000),
     "dream.first_octaves": (1, 12), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
+    "motion.cadence": (1, 16), "flow.cadence": (1, 16),
     "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "color.match": (0, 1), "output.fps": (0.1, 1000),
     "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1),
 }

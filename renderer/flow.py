@@ -317,26 +317,24 @@ def consistency_mask(
     return mask
 
 
-def photometric_mask(prev: torch.Tensor, cur: torch.Tensor, flow_bwd: torch.Tensor, *, threshold: float = 0.05,
-                     soften: int = 1) -> torch.Tensor:
-    """Where the previous frame, carried along the flow, looks like the current one.
+def photometric_mask(carried: torch.Tensor, cur: torch.Tensor, *, threshold: float = 0.05, soften: int = 1) -> torch.Tensor:
+    """Where the previous source frame, carried along the flow, looks like the current one.
 
     The direct test of what flow mode needs: a pixel whose source content arrived intact (not
     revealed, not changed by lighting or blur) can carry its dream. Motion boundaries and
     disocclusions fail it; smooth but correct flow gradients (a zoom, a turning object) do not.
 
     Args:
-        prev, cur: ``(B, 3, H, W)`` source frames in [0, 1].
-        flow_bwd: ``(B, 2, H, W)`` flow on ``cur`` pointing into ``prev``.
+        carried: ``(B, 3, H, W)`` the previous source frame warped onto the current one (``warp(prev, flow)``), [0, 1].
+        cur: ``(B, 3, H, W)`` the current source frame in [0, 1].
         threshold: largest mean absolute difference over the channels, in [0, 1] units.
         soften: radius in pixels of the soft edge (eroded then blurred, as :func:`consistency_mask`).
 
     Returns:
         ``(B, 1, H, W)`` in ``[0, 1]``: 1 = reliable.
     """
-    _check_flow(flow_bwd, "flow_bwd")
-    error = (warp(prev, flow_bwd) - cur).abs().mean(1, keepdim=True)
-    mask = (error < threshold).to(flow_bwd.dtype)
+    error = (carried - cur).abs().mean(1, keepdim=True)
+    mask = (error < threshold).to(cur.dtype)
     if soften:
         kernel = 2 * soften + 1
         eroded = -F.max_pool2d(-mask, kernel, stride=1, padding=soften)

@@ -167,6 +167,45 @@ def transform_frame(
     return sample(frame, grid, interpolation=interpolation, padding_mode="reflection").clamp(0.0, 1.0)
 
 
+def compose(steps: list[MotionStep], height: int, width: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """The ``(3, 3)`` homogeneous ``theta`` of several steps followed in order (first step first).
+
+    Each step's theta maps an output position to the position it samples, so following step 1 then
+    step 2 samples at ``theta_1 @ theta_2``: a frame ``n`` steps on is one resampling of the first,
+    not ``n`` (less blur than applying the steps one by one). Float64, so long chains stay exact.
+    """
+    theta = torch.eye(3, dtype=torch.float64, device=device)
+    for step in steps:
+        theta = theta @ torch.cat([affine_matrix(step, height, width, dtype=torch.float64, device=device),
+                                   theta.new_tensor([[0.0, 0.0, 1.0]])])
+    return theta
+
+
+def resample(frame: torch.Tensor, theta: torch.Tensor, *, feather: float = 8.0,
+             interpolation: Interpolation = Interpolation.KEYS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resample `frame` with a ``(3, 3)`` theta from :func:`compose` (or its inverse).
+
+    Args:
+        frame: ``(B, C, H, W)`` in [0, 1].
+        theta: ``(3, 3)`` output -> source positions, normalized coordinates.
+        feather: width in pixels over which the coverage falls to 0 at the frame's edge.
+        interpolation: how to read between pixels.
+
+    Returns:
+        The resampled frame ``(B, C, H, W)`` in [0, 1] (reflected where it reads outside), and its
+        coverage ``(B, 1, H, W)`` in [0, 1]: 1 where it read the frame itself at least `feather` px
+        inside the edge, 0 where it read outside, a ramp between (blends without seams).
+    """
+    batch, _, height, width = frame.shape
+    theta2 = theta[:2].to(frame.dtype).expand(batch, 2, 3)
+    grid = F.affine_grid(theta2, list(frame.shape), align_corners=False)
+    out = sample(frame, grid, interpolation=interpolation, padding_mode="reflection").clamp(0.0, 1.0)
+    half = grid.new_tensor([width / 2, height / 2])
+    inside_px = ((1 - grid.abs()) * half).amin(-1)  # distance to the nearest edge, px (< 0 outside)
+    coverage = (inside_px / max(feather, 1e-6)).clamp(0.0, 1.0)[:, None]
+    return out, coverage
+
+
 def _validate(motion: _Affine) -> None:
     for field in fields(motion):
         value = getattr(motion, field.name)

@@ -38,10 +38,9 @@ from .dream import Objective, dream
 from .errors import DreamvidError, EncodeError, InputError
 from .flow import FlowEstimator, FlowMethod, Interpolation, flow_to_tensor, photometric_mask, warp
 from .frames import noise_frame, to_tensor, to_uint8
-from .motion import transform_frame
+from .motion import compose, resample
 from .plan import RenderPlan
 from .sources import Source, SourceKind
-from .timeline import FrameSettings
 from .workdir import SEGMENT_FRAMES, LoopState
 
 Progress = Callable[[int, int], None]
@@ -65,32 +64,78 @@ class FrameInput:
     previous_image: np.ndarray | None = None
 
 
+@dataclass
+class Carried:
+    """A dream residual carried along the motion, premultiplied by how much of it arrived.
+
+    Attributes:
+        residual: ``(1, 3, H, W)`` dream minus source, already multiplied by `valid`.
+        valid: ``(1, 1, H, W)`` in [0, 1]: the share of each pixel that was carried intact.
+    """
+
+    residual: torch.Tensor
+    valid: torch.Tensor
+
+    @classmethod
+    def start(cls, dream: torch.Tensor, source: torch.Tensor) -> Carried:
+        return cls(dream - source, torch.ones_like(source[:, :1]))
+
+
+def tween(before: Carried, after: Carried, t: float) -> torch.Tensor:
+    """The residual of a frame between two keyframes, a share `t` of the way to the second: the
+    carries blended by `t` and by where each arrived, so a region one of them lost (revealed since
+    the first keyframe, hidden by the second) takes the other's dream at full strength."""
+    weight = (1 - t) * before.valid + t * after.valid
+    return ((1 - t) * before.residual + t * after.residual) / weight.clamp_min(0.2)
+
+
 class FrameDreamer:
-    """Turns frame inputs into dreamed frames for one render (model and objectives built by the plan)."""
+    """Dreams a render's frames group by group: each group ends on a keyframe, which is dreamed; the
+    frames before it (``cadence`` > 1) are tweened between the previous keyframe and this one, both
+    carried along the motion (Deforum's "cadence"; k = 1 dreams every frame)."""
 
     def __init__(self, plan: RenderPlan, tile: int) -> None:
         self.plan, self.tile = plan, tile
         self.source = plan.source
         self.device = plan.device
         self.mode = plan.preset.mode
+        self.timeline = plan.timeline
         # A still image would sit unzoomed on top of the zoom: only moving sources are mixed in.
         self.mixes_source = plan.source.kind in (SourceKind.VIDEO, SourceKind.FOLDER)
+        # Tweening needs the flow the other way (frame j into frame j+1); a second estimator, since the
+        # prefetch thread owns the first.
+        self.estimator = FlowEstimator(plan.preset.flow.method) if self.mode is Mode.FLOW else None
+
+    def is_keyframe(self, index: int, state: LoopState) -> bool:
+        """Whether frame `index` ends the group that starts after the last keyframe (``next_frame - 1``)."""
+        if state.previous is None:
+            return True
+        last = state.next_frame - 1
+        return index >= last + self.timeline.frame(last).cadence
 
     def objective(self, weights: list[tuple[str, float]]) -> Objective:
         parts = [self.plan.objectives[text] if w == 1.0 else w * self.plan.objectives[text] for text, w in weights]
         return sum(parts[1:], parts[0])
 
-    def __call__(self, item: FrameInput, state: LoopState, generator: torch.Generator) -> torch.Tensor:
-        settings = self.plan.timeline.frame(item.index)
-        source = None if item.image is None else to_tensor(item.image, self.device)
+    def group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
+        """Output frames for `items` (consecutive; the last is a keyframe), each ``(1, 3, H, W)`` in [0, 1]."""
         if state.previous is None:
+            (item,) = items
+            source = self._source(item)
             init = source if source is not None else noise_frame(self.source.height, self.source.width,
                                                                  generator, self.device)
-            weight = None
-        elif self.mode is Mode.FLOW:
-            init, weight = self._flow_init(item, source, state.previous, settings, state.strength)
-        else:
-            init, weight = self._feedback_init(source, state.previous, settings), None
+            return [self._dream(item.index, init, None, source, state, generator)]
+        if self.mode is Mode.FLOW:
+            return self._flow_group(items, state, generator)
+        return self._feedback_group(items, state, generator)
+
+    def _source(self, item: FrameInput) -> torch.Tensor | None:
+        return None if item.image is None else to_tensor(item.image, self.device)
+
+    def _dream(self, index: int, init: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor | None,
+               state: LoopState, generator: torch.Generator) -> torch.Tensor:
+        """Dream keyframe `index` from `init` (per-pixel step `weight`), then match its colours."""
+        settings = self.timeline.frame(index)
         dream_settings = dataclasses.replace(settings.dream, tile=self.tile)
         frame = dream(init, self.plan.model, self.objective(settings.objective), dream_settings, generator, weight)
         if state.reference is None and source is None:
@@ -100,33 +145,79 @@ class FrameDreamer:
         reference = channel_stats(source) if source is not None else state.reference
         return match_color(frame, reference, settings.color_match)
 
-    def _feedback_init(self, source: torch.Tensor | None, previous: torch.Tensor,
-                       settings: FrameSettings) -> torch.Tensor:
-        init = transform_frame(previous, settings.motion.per_frame(self.source.fps))
-        if source is not None and self.mixes_source and settings.mix > 0.0:
-            init = torch.lerp(init, source, settings.mix)
-        return init
+    # -------------------------------------------------------------------------------------- feedback
 
-    def _flow_init(self, item: FrameInput, source: torch.Tensor, previous: torch.Tensor,
-                   settings: FrameSettings, strength: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-        backward = flow_to_tensor(item.flow, self.device)
-        previous_source = to_tensor(item.previous_image, self.device)
-        carried = warp(previous - previous_source, backward, interpolation=Interpolation.KEYS)
+    def _feedback_group(self, items: list[FrameInput], state: LoopState,
+                        generator: torch.Generator) -> list[torch.Tensor]:
+        height, width = self.source.height, self.source.width
+        steps = [self.timeline.frame(item.index).motion.per_frame(self.source.fps) for item in items]
+        sources = [self._source(item) for item in items]
+        key_index = items[-1].index
+        init, _ = resample(state.previous, compose(steps, height, width, device=self.device))
+        key = self._dream(key_index, self._mix(init, sources[-1], key_index), None, sources[-1], state, generator)
+        frames = []
+        for j, item in enumerate(items[:-1]):
+            # Frame j is the last keyframe moved j+1 steps on, and this keyframe moved back the rest.
+            before, before_cover = resample(state.previous, compose(steps[:j + 1], height, width, device=self.device))
+            after, after_cover = resample(key, torch.linalg.inv(compose(steps[j + 1:], height, width, device=self.device)))
+            t = (j + 1) / len(items)
+            weight_before, weight_after = (1 - t) * before_cover, t * after_cover
+            total = weight_before + weight_after
+            blend = torch.where(total > 1e-3, (weight_before * before + weight_after * after) / total.clamp_min(1e-3), before)
+            frames.append(self._mix(blend, sources[j], item.index))
+        return frames + [key]
+
+    def _mix(self, frame: torch.Tensor, source: torch.Tensor | None, index: int) -> torch.Tensor:
+        """Blend in the current source frame by ``motion.mix`` (moving sources only)."""
+        mix = self.timeline.frame(index).mix
+        if source is not None and self.mixes_source and mix > 0.0:
+            return torch.lerp(frame, source, mix)
+        return frame
+
+    # ------------------------------------------------------------------------------------------ flow
+
+    def _carry(self, carried: Carried, before: torch.Tensor, after: torch.Tensor, flow: np.ndarray,
+               share: float) -> Carried:
+        """Carry a residual from source frame `before` to `after` along `flow` (defined on `after`,
+        pointing into `before`), keeping `share` of it; where the source itself does not arrive intact
+        (revealed, changed: ``flow.consistency``), the carry is dropped."""
+        flow_t = flow_to_tensor(flow, self.device)
+        # One resampling for residual, coverage and the source frame the consistency test compares.
+        warped = warp(torch.cat([carried.residual, carried.valid, before], 1), flow_t, interpolation=Interpolation.KEYS)
+        residual, valid = warped[:, :3], warped[:, 3:4].clamp(0.0, 1.0)
+        if self.plan.preset.flow.consistency:
+            mask = photometric_mask(warped[:, 4:], after)
+            residual, valid = residual * mask, valid * mask
+        return Carried(share * residual, valid)
+
+    def _flow_group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
+        sources = [self._source(item) for item in items]
+        befores = [to_tensor(items[0].previous_image, self.device)] + sources[:-1]
+        carried = Carried.start(state.previous, befores[0])
+        forward = []
+        for item, before, after in zip(items, befores, sources):
+            carried = self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry)
+            forward.append(carried)
+        key_item, key_source = items[-1], sources[-1]
+        settings = self.timeline.frame(key_item.index)
         # Dream steps are weighted per pixel: lightly where the carried dream is reliable (re-dreaming it
         # every frame is what makes flow renders flicker), hard where the carry failed (disocclusions).
-        if self.plan.preset.flow.consistency:
-            mask = photometric_mask(previous_source, source, backward)
-            carried = carried * mask
-            weight = settings.refine * mask + settings.refresh * (1.0 - mask)
-        else:
-            weight = torch.full_like(backward[:, :1], settings.refine)
-        # Refining adds a little dream every frame: fade the carry just enough that the strength holds at
-        # the first frame's instead of piling up (a global, temporally smooth fade, not a flicker).
-        carried = settings.carry * carried
-        held = float(carried.abs().mean())
-        if held > strength:
-            carried = carried * (strength / held)
-        return (source + carried).clamp_(0.0, 1.0), weight
+        weight = settings.refine * carried.valid + settings.refresh * (1.0 - carried.valid)
+        # Refining adds a little dream every keyframe: fade the carry just enough that the strength holds
+        # at the first frame's instead of piling up (a global, temporally smooth fade, not a flicker).
+        residual = carried.residual
+        held = float(residual.abs().mean())
+        if held > state.strength:
+            residual = residual * (state.strength / held)
+        key = self._dream(key_item.index, (key_source + residual).clamp_(0.0, 1.0), weight, key_source, state, generator)
+        frames = [key]
+        backward = Carried.start(key, key_source)
+        for j in range(len(items) - 2, -1, -1):
+            flow = self.estimator.backward(items[j + 1].image, items[j].image)  # on frame j, into frame j+1
+            backward = self._carry(backward, sources[j + 1], sources[j], flow, 1.0)
+            t = (j + 1) / len(items)
+            frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))
+        return frames[::-1]
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -256,20 +347,32 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
     generator.set_state(state.rng)
     crf = preset.output.crf if preset.output.crf >= 0 else None
     writer: media.SegmentWriter | None = None
+    pending: list[FrameInput] = []  # frames up to the next keyframe
+
+    def emit() -> None:
+        nonlocal writer
+        frames = dreamer.group(pending, state, generator)
+        if writer is None:
+            writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
+                                         source.height, source.fps, plan.format, crf).__enter__()
+        for frame in frames:
+            writer.write(to_uint8(frame))
+        state.previous, state.next_frame, state.rng = frames[-1], pending[-1].index + 1, generator.get_state()
+        pending.clear()
+        if progress:
+            progress(state.next_frame, source.n_frames)
+        if writer.frames_written >= SEGMENT_FRAMES:  # segments end on keyframes, where the state is whole
+            writer, closing = None, writer
+            _close_segment(closing, plan, state, digest, None)
+
     with Prefetch(frame_inputs(source, preset.mode, preset.flow.method, state.next_frame)) as inputs:
         try:
             for item in inputs:
-                if writer is None:
-                    writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
-                                                 source.height, source.fps, plan.format, crf).__enter__()
-                frame = dreamer(item, state, generator)
-                writer.write(to_uint8(frame))
-                state.previous, state.next_frame, state.rng = frame, item.index + 1, generator.get_state()
-                if progress:
-                    progress(state.next_frame, source.n_frames)
-                if writer.frames_written >= SEGMENT_FRAMES:
-                    writer, closing = None, writer
-                    _close_segment(closing, plan, state, digest, None)
+                pending.append(item)
+                if dreamer.is_keyframe(item.index, state):
+                    emit()
+            if pending:  # the source ended between keyframes: its last frame is one
+                emit()
         except BaseException as exc:
             _close_segment(writer, plan, state, digest, exc)
             if isinstance(exc, KeyboardInterrupt):
@@ -294,7 +397,9 @@ def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: 
     simply stays at the last good checkpoint."""
     if writer is None:
         return
-    frames, index = writer.frames_written, len(state.segment_frames)
+    # The frames the state accounts for: an interrupt in the middle of a group leaves more in the file,
+    # which then fails the read-back check and is dropped rather than miscounted.
+    frames, index = state.next_frame - sum(state.segment_frames), len(state.segment_frames)
     try:
         writer.__exit__(type(error) if error else None, error, None)
     except EncodeError:

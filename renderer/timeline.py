@@ -31,6 +31,7 @@ class FrameSettings:
     refine: float
     refresh: float
     color_match: float
+    cadence: int                        # frames from this keyframe to the next (1 = dream every frame)
     objective: list[tuple[str, float]]  # objective texts with cross-fade weights (sum 1)
 
 
@@ -63,8 +64,9 @@ class Timeline:
         motion = Motion(zoom=v["motion.zoom"], angle=v["motion.angle"], translate_x=v["motion.translate_x"],
                         translate_y=v["motion.translate_y"], center_x=v["motion.center_x"],
                         center_y=v["motion.center_y"])
+        cadence = round(v[f"{self.preset.mode.cadence_section}.cadence"])
         return FrameSettings(dream, motion, v["motion.mix"], v["flow.carry"], v["flow.refine"], v["flow.refresh"],
-                             v["color.match"], self.objective.weights_at(i, self.context))
+                             v["color.match"], cadence, self.objective.weights_at(i, self.context))
 
 
 def build_timeline(preset: Preset, n_frames: int, fps: float, audio: AudioFeatures | None = None) -> Timeline:
