@@ -57,6 +57,7 @@ class Timeline:
             step_size=v["dream.step_size"],
             octaves=d.first_octaves if first else round(v["dream.octaves"]),
             octave_scale=v["dream.octave_scale"],
+            working_size=d.working_size,
             jitter=d.jitter,
             tile=d.tile,
             precision=d.precision,

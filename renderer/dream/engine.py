@@ -9,6 +9,7 @@ at every layer, model and resolution) -> ascend -> clamp to [0,1].
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from enum import Enum
@@ -41,8 +42,13 @@ class DreamSettings:
     Attributes:
         steps: gradient steps per octave.
         step_size: mean absolute change per pixel per step, in [0,1] image units.
-        octaves: number of scales; octave i is the image shrunk by ``octave_scale**i``.
+        octaves: number of scales at and below the working size; octave i is the working picture shrunk by
+            ``octave_scale**i`` (these set the look: the coarsest holds the largest features).
         octave_scale: ratio between consecutive octaves (> 1).
+        working_size: short side (px) of the picture the look is dreamed at; 0 = the frame's own size.
+            A frame larger than this adds detail octaves above it (about ``octave_scale`` apart) up to full
+            resolution; a smaller frame is dreamed enlarged to it and the dream brought back down. The
+            network's features then cover the same share of the frame at every frame size.
         jitter: maximum random roll per step, in pixels (hides the network's grid artefacts).
         tile: tile side in pixels for the gradient; 0 = automatic (from free memory), -1 = never tile.
         tile_margin: context added around each tile (pixels), so tiled gradients match untiled ones.
@@ -55,6 +61,7 @@ class DreamSettings:
     step_size: float = 0.006
     octaves: int = 4
     octave_scale: float = 1.4
+    working_size: int = 0
     jitter: int = 32
     tile: int = 0
     tile_margin: int = 64
@@ -74,15 +81,39 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                          antialias=shrinking, align_corners=False)
 
 
-def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
-    """Sizes (h, w) from coarsest to finest (the last is (height, width))."""
+def octave_sizes(height: int, width: int, octaves: int, scale: float, working_size: int = 0) -> list[tuple[int, int]]:
+    """Sizes (h, w) from coarsest to finest.
+
+    Without `working_size` (0) the last is (height, width) and octave i is it shrunk by ``scale**i``.
+    With it, the picture is first taken to the working size (short side `working_size`, same aspect):
+    `octaves` octaves count down from there, and a frame larger than the working size gets detail
+    octaves spaced evenly (ratio near `scale`) from it up to (height, width). For a smaller frame the
+    last size is the working size, larger than the frame: :func:`dream` brings the result back down.
+    Octaves whose short side is under MIN_OCTAVE_SIDE are skipped (never the finest).
+    """
+    short = min(height, width)
+    working = working_size if working_size > 0 else short
+    factor = working / short
+    top = (max(1, round(height * factor)), max(1, round(width * factor)))
     sizes = []
     for i in range(octaves):
-        h, w = round(height / scale**i), round(width / scale**i)
+        h, w = round(top[0] / scale**i), round(top[1] / scale**i)
         if i > 0 and min(h, w) < MIN_OCTAVE_SIDE:
             break
         sizes.append((h, w))
-    return sizes[::-1]
+    sizes = sizes[::-1]
+    if factor < 1.0:
+        # Detail octaves: as many as octave_scale steps fit between the working size and the frame;
+        # when none fits (the frame is within sqrt(scale) of it) the working size becomes the frame's.
+        extra = round(math.log(1.0 / factor) / math.log(scale))
+        if extra == 0:
+            sizes[-1] = (height, width)
+        ratio = (1.0 / factor) ** (1.0 / max(extra, 1))
+        for k in range(1, extra):
+            sizes.append((round(top[0] * ratio**k), round(top[1] * ratio**k)))
+        if extra:
+            sizes.append((height, width))
+    return sizes
 
 
 @cache
@@ -219,11 +250,13 @@ def dream(image: torch.Tensor, model: nn.Module, objective: Objective, settings:
 
     `generator` (a CPU torch.Generator) drives jitter and tile offsets: same seed, same image.
     `step_weight` (1,1,H,W), optional: per-pixel step-size factor (see :func:`dream_step`).
+    Octave sizes come from :func:`octave_sizes` (``settings.working_size`` fixes the look's scale).
     """
     height, width = image.shape[-2:]
     image = image.contiguous(memory_format=preferred_memory_format(image.device))
     detail = None
-    for size in octave_sizes(height, width, settings.octaves, settings.octave_scale):
+    sizes = octave_sizes(height, width, settings.octaves, settings.octave_scale, settings.working_size)
+    for size in sizes:
         base = resize(image, size)
         x = base if detail is None else (base + resize(detail, size)).clamp_(0.0, 1.0)
         tile = _tile_for(model, objective, settings, size, image.device)
@@ -231,6 +264,10 @@ def dream(image: torch.Tensor, model: nn.Module, objective: Objective, settings:
         for _ in range(settings.steps):
             x = dream_step(x, model, objective, settings, generator, tile, weight)
         detail = x - base
+    if sizes[-1] != (height, width):
+        # Dreamed enlarged (a frame under the working size): bring the dream down, not the source, so
+        # the frame's own pixels stay exactly as they were where nothing was dreamed.
+        x = (image + resize(detail, (height, width))).clamp_(0.0, 1.0)
     return x.contiguous()
 
 

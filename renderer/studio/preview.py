@@ -2,9 +2,9 @@
 
 The network is loaded once per server (per model) and kept; decoded frames, probed inputs and
 analysed soundtracks are cached. A preview dreams frame ``k`` of the input the way a render dreams
-its first frame, with the settings the timeline gives frame ``k`` (objective, step size, colour
-match, ...), at the ``--preview`` size (:func:`renderer.plan.preview_source`) and with the step count
-of the ``--preview`` pass (:func:`preview_dream_settings`): the same look, fast.
+its first frame, with the settings the ``--preview`` pass (:func:`renderer.config.preview_preset`)
+gives frame ``k`` (objective, step size, colour match, ...), at the ``--preview`` size
+(:func:`renderer.plan.preview_source`): the same look as the render, fast.
 
 Previews run one at a time on a worker thread. Every new request makes older ones stale: a stale
 preview stops at its next gradient step (:class:`PreviewCancelled`), so the newest change is what
@@ -50,21 +50,12 @@ PREVIEW_THREADS = max(1, (os.cpu_count() or 2) // 2)
 JPEG_QUALITY = 88
 
 
-def preview_dream_settings(preset: Preset, frame: DreamSettings) -> DreamSettings:
-    """How a preview dreams frame settings `frame` of `preset`: like a render's first frame (every
-    octave of ``dream.first_octaves``), with the ``--preview`` pass's step count
-    (:func:`renderer.config.preview_preset`) and each step larger by sqrt(first_steps / steps).
-
-    Measured on samples/cat-pan.mp4 at 320x180 (mixed4c): 4 steps on 4 octaves so scaled look like
-    the render's 10 on 4 (eyes and fur patterns of the same size and strength) at about 40 % of the
-    time; the preview pass's 2 octaves lose the coarse patterns, and steps scaled by the full ratio
-    (2.5x) overshoot.
-    """
-    full = preset.dream.first_steps
-    steps = preview_preset(preset).dream.first_steps
-    scale = (full / steps) ** 0.5 if steps else 1.0
-    return dataclasses.replace(frame, steps=steps, octaves=preset.dream.first_octaves,
-                               step_size=min(1.0, frame.step_size * scale))
+def preview_dream_settings(preview: Preset, frame: DreamSettings) -> DreamSettings:
+    """How a preview dreams frame settings `frame` of the ``--preview`` preset `preview`
+    (:func:`renderer.config.preview_preset`, whose step sizes already make up for its fewer steps):
+    like that pass's first frame, ``dream.first_steps`` on ``dream.first_octaves`` octaves at the
+    preset's working size, so the features have the size and strength the render gives them."""
+    return dataclasses.replace(frame, steps=preview.dream.first_steps, octaves=preview.dream.first_octaves)
 
 
 class PreviewCancelled(Exception):
@@ -208,6 +199,7 @@ class Previewer:
     def _dream(self, spec: InputSpec, preset: Preset, index: int, generation: int) -> bytes:
         if self._generation != generation:
             raise PreviewCancelled()
+        preset = preview_preset(preset)  # the --preview pass's settings: one rule for both previews
         source, timeline, _ = self.timeline(spec, preset)
         small = preview_source(source, even=False)
         index = min(max(index, 0), source.n_frames - 1)
