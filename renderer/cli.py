@@ -138,13 +138,18 @@ def render(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted render.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (and discard an unfinished one).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="A perfect loop: the last frame carries on into the first "
+                    "(output.loop; the length must be known: --frames/--seconds for images and noise).")] = False,
+    loop_bars: Annotated[Optional[float], typer.Option("--loop-bars", metavar="N", min=0.01, help="A loop N bars "
+                         "(4 beats) long at the soundtrack's tempo (or --bpm); the sound is cut to the loop.")] = None,
 ) -> None:
     """Render a dreamed video: zoom feedback or optical-flow dreaming, with the soundtrack."""
     from .pipeline import render as run_render
     from .plan import RenderRequest, plan_render
 
     request = RenderRequest(input, output, tuple(preset or ("fractal-zoom",)), tuple(set_ or ()), frames, seconds, start, end, parse_size(size),
-                            scale, fps, audio, no_audio, crf, seed, bpm, device, preview, resume, overwrite)
+                            scale, fps, audio, no_audio, crf, seed, bpm, device, preview, resume, overwrite,
+                            loop=loop, loop_bars=loop_bars)
     plan = plan_render(request)
     source = plan.source
     if not quiet:

@@ -38,6 +38,7 @@ from .dream import Objective, dream
 from .errors import DreamvidError, EncodeError, InputError
 from .flow import FlowEstimator, FlowMethod, Interpolation, flow_to_tensor, photometric_mask, warp
 from .frames import noise_frame, to_tensor, to_uint8
+from .loop import LoopSpec, dissolve_field, pull, pull_weight, quantize, target_frame
 from .motion import compose, resample
 from .plan import RenderPlan
 from .sources import Source, SourceKind
@@ -105,11 +106,16 @@ class FrameDreamer:
         # Tweening needs the flow the other way (frame j into frame j+1); a second estimator, since the
         # prefetch thread owns the first.
         self.estimator = FlowEstimator(plan.preset.flow.method) if self.mode is Mode.FLOW else None
+        self.loop = plan.loop
+        self.dissolve = None if self.loop is None else dissolve_field(self.source.height, self.source.width,
+                                                                      self.loop.seed, self.device)
 
     def is_keyframe(self, index: int, state: LoopState) -> bool:
         """Whether frame `index` ends the group that starts after the last keyframe (``next_frame - 1``)."""
         if state.previous is None:
             return True
+        if self.loop is not None and (index >= self.loop.period - 1 or index == self.loop.head - 1):
+            return True  # the wrap dreams every frame; the head and the first pass end on keyframes
         last = state.next_frame - 1
         return index >= last + self.timeline.frame(last).cadence
 
@@ -119,6 +125,10 @@ class FrameDreamer:
 
     def group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
         """Output frames for `items` (consecutive; the last is a keyframe), each ``(1, 3, H, W)`` in [0, 1]."""
+        frames = self._group(items, state, generator)
+        return frames if self.loop is None else self._loop_settle(items, frames, state)
+
+    def _group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
         if state.previous is None:
             (item,) = items
             source = self._source(item)
@@ -135,6 +145,7 @@ class FrameDreamer:
     def _dream(self, index: int, init: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor | None,
                state: LoopState, generator: torch.Generator) -> torch.Tensor:
         """Dream keyframe `index` from `init` (per-pixel step `weight`), then match its colours."""
+        init = self._loop_pull(index, init, state)
         settings = self.timeline.frame(index)
         dream_settings = dataclasses.replace(settings.dream, tile=self.tile)
         frame = dream(init, self.plan.model, self.objective(settings.objective), dream_settings, generator, weight)
@@ -144,6 +155,31 @@ class FrameDreamer:
             state.strength = float((frame - source).abs().mean())  # what flow mode holds the dream to
         reference = channel_stats(source) if source is not None else state.reference
         return match_color(frame, reference, settings.color_match)
+
+    # ------------------------------------------------------------------------------------------ loop
+
+    def _loop_pull(self, index: int, init: torch.Tensor, state: LoopState) -> torch.Tensor:
+        """Before dreaming wrap frame `index`: dissolve its init toward the first pass's frame of the same
+        index (see :mod:`renderer.loop`); other frames are left as they are."""
+        if self.loop is None or not self.loop.is_wrap(index):
+            return init
+        target = target_frame(state.loop_head, index - self.loop.period, self.device)
+        return pull(init, target, pull_weight(self.loop.progress(index), self.dissolve))
+
+    def _loop_settle(self, items: list[FrameInput], frames: list[torch.Tensor], state: LoopState) -> list[torch.Tensor]:
+        """Keep the first pass's head frames as the closure's targets; settle a dreamed wrap frame onto its
+        target where the dissolve has passed (all of it on the last, which hands over to the first pass)."""
+        loop = self.loop
+        for item, frame in zip(items, frames):
+            if item.index < loop.head:
+                if state.loop_head is None:
+                    state.loop_head = torch.zeros(loop.head, *frame.shape[2:], 3, dtype=torch.uint8)
+                state.loop_head[item.index] = quantize(frame)
+        if not loop.is_wrap(items[-1].index):
+            return frames
+        (item,), (frame,) = items, frames  # the wrap dreams every frame
+        target = target_frame(state.loop_head, item.index - loop.period, self.device)
+        return [pull(frame, target, pull_weight(loop.progress(item.index), self.dissolve) ** 3)]
 
     # -------------------------------------------------------------------------------------- feedback
 
@@ -221,6 +257,46 @@ class FrameDreamer:
 
 
 # ------------------------------------------------------------------------------------------- inputs
+
+def loop_inputs(source: Source, mode: Mode, method: FlowMethod, first: int, loop: LoopSpec) -> Iterator[FrameInput]:
+    """:func:`frame_inputs` round a loop, from virtual frame `first` on: the source's frames, then its
+    first ``loop.head`` frames again as frames ``period ..`` (in flow mode the first of them flows from
+    the source's last frame).
+
+    Raises:
+        InputError: the video holds fewer frames than its header promised (a loop needs the count exactly).
+    """
+    last = None  # the image of frame period - 1, which frame period (source 0) flows from
+    if first < loop.period:
+        count = first
+        with contextlib.closing(frame_inputs(source, mode, method, first)) as items:
+            for item in items:
+                yield item
+                count, last = item.index + 1, item.image
+        if count != loop.period:
+            raise InputError(f"{source.path} gave {count} frames, not the {loop.period} its header promised, so "
+                             "the loop cannot close", hint=f"pass --frames {count}")
+    start = max(first - loop.period, 0)
+    if mode is Mode.FLOW and start == 0 and last is None:
+        with contextlib.closing(source.frames(loop.period - 1)) as frames:
+            last = next(frames)
+    with contextlib.closing(frame_inputs(source, mode, method, start)) as items:
+        for item in items:
+            if item.index >= loop.head:
+                break
+            if item.index == 0 and mode is Mode.FLOW:
+                item = FrameInput(0, item.image, FlowEstimator(method).backward(last, item.image), last)
+            yield dataclasses.replace(item, index=item.index + loop.period)
+
+
+def loop_segments(segments: list[Path], counts: list[int], loop: LoopSpec) -> list[Path]:
+    """The segments of a finished loop in playing order: the wrap's, then the first pass's after its
+    head (the head's segments, only targets, are left out). Segments break at the head and the wrap."""
+    starts = np.cumsum([0] + counts[:-1])
+    wrap = [s for s, start in zip(segments, starts) if start >= loop.period]
+    middle = [s for s, start in zip(segments, starts) if loop.head <= start < loop.period]
+    return wrap + middle
+
 
 def frame_inputs(source: Source, mode: Mode, method: FlowMethod, first: int) -> Iterator[FrameInput]:
     """Decoded frames (and backward flows in flow mode) from frame `first` on. The decoder seeks: flow mode
@@ -323,14 +399,17 @@ def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
         work.save(state, digest)
     if not state.finished:
         _render_frames(plan, state, digest, progress)
-    if state.next_frame == 0:
+    segments, n_frames = work.segments(state), state.next_frame
+    if plan.loop is not None:  # the wrap plays first, then the first pass after its head
+        segments, n_frames = loop_segments(segments, state.segment_frames, plan.loop), plan.loop.period
+    if n_frames == 0:
         raise InputError(f"{source.path} gave no frames to render", hint="check the input and --start/--end")
     # The sound spans exactly the frames rendered (a video's frame count is only estimated up front).
-    audio = source.audio and dataclasses.replace(source.audio, duration=state.next_frame / source.fps)
+    audio = source.audio and dataclasses.replace(source.audio, duration=n_frames / source.fps)
     # With resume, an existing output is this render's own, renamed into place before a crash.
-    result = media.finalize(work.segments(state), plan.output, plan.format, source.fps, audio=audio,
+    result = media.finalize(segments, plan.output, plan.format, source.fps, audio=audio,
                             overwrite=plan.overwrite or plan.resume)
-    header = [f"dreamvid settings for {result.name} ({state.next_frame} frames at {source.fps:g} fps, "
+    header = [f"dreamvid settings for {result.name} ({n_frames} frames at {source.fps:g} fps, "
               f"{source.width}x{source.height}, input {source.path or 'noise'})", "render again with --preset THIS_FILE"]
     with media.atomic_path(plan.settings_file) as tmp:
         tmp.write_text(dump_toml(preset, header))
@@ -361,11 +440,14 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
         pending.clear()
         if progress:
             progress(state.next_frame, source.n_frames)
-        if writer.frames_written >= SEGMENT_FRAMES:  # segments end on keyframes, where the state is whole
+        loop_cut = plan.loop is not None and state.next_frame in (plan.loop.head, plan.loop.period)
+        if writer.frames_written >= SEGMENT_FRAMES or loop_cut:  # on keyframes, where the state is whole
             writer, closing = None, writer
             _close_segment(closing, plan, state, digest, None)
 
-    with Prefetch(frame_inputs(source, preset.mode, preset.flow.method, state.next_frame)) as inputs:
+    inputs = (frame_inputs(source, preset.mode, preset.flow.method, state.next_frame) if plan.loop is None
+              else loop_inputs(source, preset.mode, preset.flow.method, state.next_frame, plan.loop))
+    with Prefetch(inputs) as inputs:
         try:
             for item in inputs:
                 pending.append(item)

@@ -31,6 +31,7 @@ from .dream import Objective, parse_objective
 from .dream.engine import auto_tile
 from .errors import InputError
 from .frames import load_frame
+from .loop import LoopSpec, LoopTimeline, bars_to_frames, loop_spec
 from .models import load_backbone
 from .sources import NOISE, Source, SourceKind, open_source
 from .timeline import Timeline, build_timeline
@@ -69,6 +70,8 @@ class RenderRequest:
     preview: bool = False
     resume: bool = False
     overwrite: bool = False
+    loop: bool = False                  # a perfect loop (output.loop)
+    loop_bars: float | None = None      # loop length in bars of 4 beats at the tempo (implies loop)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class RenderPlan:
     tile: int                          # gradient tile side in px, NEVER_TILE for whole frames
     resume: bool                       # continue the render saved in `work`
     overwrite: bool
+    loop: LoopSpec | None = None       # a perfect loop: the timeline goes round it (renderer.loop)
 
     def digest(self) -> str:
         """Everything that determines the frames: resume refuses to mix two different renders."""
@@ -108,6 +112,7 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     overrides += [f"output.crf={request.crf}"] if request.crf is not None else []
     overrides += [f"output.seed={request.seed}"] if request.seed is not None else []
     overrides += [f"audio.bpm={request.bpm}"] if request.bpm is not None else []
+    overrides += ["output.loop=true"] if request.loop or request.loop_bars is not None else []
     preset = load_preset(request.preset, overrides)
     if request.preview:
         preset = preview_preset(preset)
@@ -125,10 +130,16 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     if preset.mode is Mode.FLOW and source.kind not in (SourceKind.VIDEO, SourceKind.FOLDER):
         raise InputError(f"flow mode needs a video or a folder of frames, not {source.kind.value} input",
                          hint="use a feedback preset (e.g. fractal-zoom) for images and noise")
+    if preset.output.loop:
+        source = _loop_source(request, preset, source, fmt)
     if preset.reads_audio_features and source.audio is None:
         warnings.warn("schedules use audio variables but the render has no soundtrack: they read as 0")
     features = soundtrack_features(source) if preset.needs_soundtrack and source.audio else None
     timeline = build_timeline(preset, source.n_frames, source.fps, features)
+    loop = None
+    if preset.output.loop:
+        loop = loop_spec(source.n_frames, source.fps, preset.output.loop_frames, preset.output.seed)
+        timeline = LoopTimeline(**vars(timeline), period=loop.period)
 
     device = pick_device(request.device)
     model = load_backbone(preset.model.name, preset.model.weights or None, device)
@@ -138,7 +149,7 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     resume = _check_work_folder(work, request)
     _check_free_space(output, fmt, source)
     plan = RenderPlan(source, preset, timeline, model, objectives, device, output, fmt, settings_file, work,
-                      fixed_tile(preset, model, objectives, source, device), resume, request.overwrite)
+                      fixed_tile(preset, model, objectives, source, device), resume, request.overwrite, loop)
     if resume:
         work.check_resumable(plan.digest())
     return plan
@@ -237,6 +248,45 @@ def _size(n: float) -> str:
 
 
 # --------------------------------------------------------------------------------------- resolving
+
+def _loop_source(request: RenderRequest, preset: Preset, source: Source, fmt: media.OutputFormat) -> Source:
+    """The source of a loop, whose length must be known before the first frame: `--loop-bars` bars at
+    the tempo (``audio.bpm``/``--bpm``, else the soundtrack's), or the frames asked for, or the video's."""
+    if request.loop_bars is not None:
+        if not request.loop_bars > 0:
+            raise InputError(f"--loop-bars must be positive, got {request.loop_bars:g}")
+        if request.frames is not None or request.seconds is not None:
+            raise InputError("--loop-bars sets the length: it cannot be combined with --frames or --seconds")
+        bpm = preset.audio.bpm or _detected_bpm(source)
+        frames = bars_to_frames(request.loop_bars, bpm, source.fps)
+        looped = open_source(request.input, size=request.size or preset.output.size, scale=request.scale,
+                             fps=request.fps, default_fps=preset.output.fps, frames=frames, start=request.start,
+                             end=request.end, audio=request.audio,
+                             no_audio=request.no_audio or not fmt.supports_audio, even=fmt.needs_even_size)
+        looped = dataclasses.replace(looped, width=source.width, height=source.height)  # as --preview sized it
+        if looped.n_frames < frames:
+            raise InputError(f"{request.loop_bars:g} bars at {bpm:.1f} bpm are {frames} frames, but the input has "
+                             f"only {looped.n_frames} from --start", hint="use fewer --loop-bars or an earlier --start")
+        return looped
+    unsized = source.kind in (SourceKind.IMAGE, SourceKind.NOISE) and request.audio is None
+    if unsized and request.frames is None and request.seconds is None:
+        raise InputError(f"a loop of {source.kind.value} input needs its length up front",
+                         hint="pass --frames, --seconds or --loop-bars")
+    return source
+
+
+def _detected_bpm(source: Source) -> float:
+    """The tempo of the render's soundtrack span, for ``--loop-bars``."""
+    if source.audio is None:
+        raise InputError("--loop-bars needs a tempo and the render has no soundtrack",
+                         hint="pass --bpm, or a soundtrack with --audio")
+    a = source.audio
+    end = None if a.duration is None else a.start + a.duration
+    bpm = analyze_audio(media.read_audio(a.path, AUDIO_RATE, a.start, end), AUDIO_RATE, source.fps, source.n_frames).bpm
+    if bpm is None:
+        raise InputError(f"no tempo found in the soundtrack {a.path}", hint="pass --bpm")
+    return bpm
+
 
 def soundtrack_features(source: Source) -> AudioFeatures | None:
     """Audio features of the render's soundtrack span, one row per frame (None without sound)."""

@@ -42,6 +42,8 @@ class LoopState:
         tile: the gradient tile side in px fixed at the render's start (``NEVER_TILE``: whole frames).
         finished: every frame is rendered; only joining the segments into the output remains.
         strength: flow mode's target dream strength (mean |dream - source| of the first frame), or None.
+        loop_head: a loop's closure targets, the first pass's frames ``0 .. head-1`` as ``uint8
+            (head, H, W, 3)`` on the CPU (see :mod:`renderer.loop`), or None.
     """
 
     next_frame: int = 0
@@ -52,6 +54,7 @@ class LoopState:
     tile: int = NEVER_TILE
     finished: bool = False
     strength: float | None = None
+    loop_head: torch.Tensor | None = None
 
 
 class WorkDir:
@@ -110,7 +113,7 @@ class WorkDir:
                             "segment_frames": list(state.segment_frames), "previous": cpu(state.previous),
                             "reference": None if state.reference is None else tuple(cpu(t) for t in state.reference),
                             "rng": state.rng, "tile": state.tile, "finished": state.finished,
-                            "strength": state.strength}, tmp)
+                            "strength": state.strength, "loop_head": state.loop_head}, tmp)
                 with open(tmp, "rb") as f:  # on disk before the rename makes it the state
                     os.fsync(f.fileno())
         except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
@@ -141,7 +144,8 @@ class WorkDir:
         reference = saved["reference"]
         return LoopState(int(saved["next_frame"]), counts, to(saved["previous"]),
                          None if reference is None else (to(reference[0]), to(reference[1])), saved["rng"],
-                         int(saved["tile"]), bool(saved["finished"]), saved["strength"])
+                         int(saved["tile"]), bool(saved["finished"]), saved["strength"],
+                         loop_head=saved.get("loop_head"))
 
     def commit_segment(self, state: LoopState, index: int, frames: int, digest: str) -> bool:
         """Count segment `index` into `state` and save it, if the file holds exactly `frames` frames
