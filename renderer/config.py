@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -82,6 +83,10 @@ class DreamConfig(Section):
     step_size: Schedule = scheduled(DEFAULTS.step_size)     # mean change per pixel per step, [0,1] units
     octaves: Schedule = scheduled(2)                        # rounded
     octave_scale: Schedule = scheduled(DEFAULTS.octave_scale)
+    # Short side (px) the look is dreamed at, whatever the frame size: `octaves` count down from it,
+    # larger frames add detail octaves above it, smaller ones are dreamed enlarged to it and brought
+    # back down (see renderer.dream.engine.octave_sizes). 0 = the frame's own size (looks change with it).
+    working_size: int = 0
     jitter: int = DEFAULTS.jitter
     tile: int = DEFAULTS.tile       # 0 = auto (from free memory, fixed when the render starts), -1 = never, N = px
     precision: Precision = DEFAULTS.precision
@@ -209,7 +214,7 @@ class Preset:
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.steps": (0, 1000), "dream.step_size": (0, 1), "dream.octaves": (1, 12),
     "dream.octave_scale": (1.01, 4), "dream.jitter": (0, 4096), "dream.first_steps": (0, 1000),
-    "dream.first_octaves": (1, 12), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
+    "dream.first_octaves": (1, 12), "dream.working_size": (0, 8192), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
     "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "color.match": (0, 1), "output.fps": (0.1, 1000),
     "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1), "output.loop_frames": (0, 100_000),
@@ -409,10 +414,48 @@ def dump_toml(preset: Preset, header: Sequence[str] = ()) -> str:
     return "\n".join(lines) + ("\n" if lines else "") + tomli_w.dumps(top) + "\n" + tomli_w.dumps(data)
 
 
+#: A preview dreams this share of a render's steps (per frame and on the first frame), each step larger
+#: by sqrt(steps / preview steps): normalised, jittered steps add up partly like a random walk, so
+#: their strength grows about as the square root of their count (measured for the studio on cat-pan:
+#: 4 steps so scaled look like 10; the slow test in tests/test_preview.py compares whole renders).
+PREVIEW_STEP_SHARE = 0.6
+
+
+def preview_steps(steps: int) -> tuple[int, float]:
+    """A preview's step count for a render's `steps`, and the factor on the step size that keeps the
+    dream's strength: (steps', sqrt(steps / steps')). ``(0, 1.0)`` for 0 steps."""
+    if steps <= 0:
+        return 0, 1.0
+    fewer = max(1, round(steps * PREVIEW_STEP_SHARE))
+    return fewer, (steps / fewer) ** 0.5
+
+
 def preview_preset(preset: Preset) -> Preset:
-    """The same look, fast: at most 2 steps on 2 octaves per frame (4 steps on the first frame)."""
-    dream = dataclasses.replace(preset.dream, steps=parse_schedule(2, "dream.steps"),
-                                octaves=parse_schedule(2, "dream.octaves"),
-                                first_steps=min(preset.dream.first_steps, 4),
-                                first_octaves=min(preset.dream.first_octaves, 2))
-    return dataclasses.replace(preset, dream=dream)
+    """The same look, fast: the same objective, working size and octaves (so the same features at
+    the same share of the frame), PREVIEW_STEP_SHARE of the steps, each larger so the dream is as
+    strong. The preview's frame size is :func:`renderer.plan.preview_source`'s.
+
+    A scheduled ``dream.steps`` takes its factor from its value at frame 0."""
+    dream = preset.dream
+    steps = dream.steps.constant
+    if steps is None:
+        steps = float(dream.steps.evaluate(ScheduleContext(n_frames=1, fps=preset.output.fps))[0])
+    fewer, factor = preview_steps(round(steps))
+    ratio = round(steps) / fewer if fewer else 1.0
+    first = max(1, math.ceil(dream.first_steps / ratio)) if dream.first_steps else 0
+    preview = dataclasses.replace(
+        dream, steps=parse_schedule(fewer if dream.steps.is_constant else _scaled_source(dream.steps, 1 / ratio),
+                                    "dream.steps"),
+        step_size=parse_schedule(_scaled_source(dream.step_size, factor), "dream.step_size"),
+        first_steps=first)
+    return dataclasses.replace(preset, dream=preview)
+
+
+def _scaled_source(schedule: Schedule, factor: float) -> float | str:
+    """The text of `schedule` times `factor` (a number for a constant, each keyframe's body otherwise)."""
+    if schedule.constant is not None:
+        return float(f"{schedule.constant * factor:.6g}")
+    if len(schedule.keyframes) == 1 and ":" not in str(schedule.source):
+        return f"({schedule.source})*{factor:.6g}"
+    keys = ", ".join(f"{k.key.amount:g}{k.key.unit.value}:(({k.body})*{factor:.6g})" for k in schedule.keyframes)
+    return f"{schedule.interpolation.value}|{keys}"
