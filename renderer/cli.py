@@ -142,11 +142,21 @@ def render(
                     "(output.loop; the length must be known: --frames/--seconds for images and noise).")] = False,
     loop_bars: Annotated[Optional[float], typer.Option("--loop-bars", metavar="N", min=0.01, help="A loop N bars "
                          "(4 beats) long at the soundtrack's tempo (or --bpm); the sound is cut to the loop.")] = None,
+    cluster: Annotated[Optional[str], typer.Option(metavar="ADDRESS", help="Render on a Ray cluster: auto (the one "
+                       "this machine belongs to) or ray://HOST:PORT. Flow mode is split into spans over the workers; "
+                       "feedback mode runs on one. Needs: pip install 'dreamvid[cluster]'.")] = None,
+    workers: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Workers: with --cluster, how many "
+                       "(default: one per GPU, else per CPU); alone, start Ray on this machine with N workers.")] = None,
 ) -> None:
     """Render a dreamed video: zoom feedback or optical-flow dreaming, with the soundtrack."""
     from .pipeline import render as run_render
     from .plan import RenderRequest, plan_render
 
+    on_ray = cluster is not None or workers is not None
+    if on_ray:
+        from .cluster.ray_backend import require_ray
+
+        require_ray()  # before planning: a missing extra is the first thing to hear about
     request = RenderRequest(input, output, tuple(preset or ("fractal-zoom",)), tuple(set_ or ()), frames, seconds, start, end, parse_size(size),
                             scale, fps, audio, no_audio, crf, seed, bpm, device, preview, resume, overwrite,
                             loop=loop, loop_bars=loop_bars)
@@ -156,9 +166,52 @@ def render(
         typer.echo(f"{source.kind.value} {source.path or ''} -> {plan.output}: {source.n_frames} frames "
                    f"{source.width}x{source.height} at {source.fps:g} fps, {plan.preset.mode.value} mode, "
                    f"{'sound' if source.audio else 'no sound'}" + (", resuming" if plan.resume else ""), err=True)
-    with progress_bar(quiet) as progress:
-        result = run_render(plan, progress)
+    if on_ray:
+        from .cluster import ProgressView, render_on_cluster
+
+        with ProgressView(quiet) as view:
+            result = render_on_cluster(plan, cluster, workers, device=device, progress=view,
+                                       announce=lambda line: typer.echo(line, err=True))
+    else:
+        with progress_bar(quiet) as progress:
+            result = run_render(plan, progress)
     typer.echo(f"wrote {result}")
+
+
+@app.command()
+def batch(
+    jobs: Annotated[Path, typer.Argument(metavar="JOBS.toml", help="[[job]] tables, each with input, output, preset "
+                    "(a name or a list), set (a list of KEY=VALUE) and any other render option (see README).")],
+    cluster: Annotated[Optional[str], typer.Option(metavar="ADDRESS", help="Spread the jobs over a Ray cluster: auto "
+                       "or ray://HOST:PORT (default: one after the other here).")] = None,
+    workers: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Ray workers (alone: start Ray here with N).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip finished jobs, continue interrupted ones.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Render several jobs from a jobs file: every job is checked before the first starts."""
+    from .batch import load_jobs, plan_jobs, run_local
+
+    on_ray = cluster is not None or workers is not None
+    if on_ray:
+        from .cluster.ray_backend import require_ray
+
+        require_ray()
+    plans = plan_jobs(load_jobs(jobs, resume=resume, overwrite=overwrite), jobs)
+    announce = (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
+    announce(f"{len(plans)} job{'s' * (len(plans) != 1)} to render")
+    if on_ray:
+        from .cluster import ProgressView, run_renders, whole
+        from .cluster.ray_backend import RayExecutor
+
+        with RayExecutor(cluster, workers) as executor, ProgressView(quiet) as view:
+            results = run_renders(whole(plans), executor, view, announce)
+    else:
+        with progress_bar(quiet) as progress:
+            results = run_local(plans, announce, progress)
+    for result in results:
+        typer.echo(f"wrote {result}")
+
 
 
 class progress_bar:

@@ -1,0 +1,172 @@
+"""Render farms (issue 13): seams, throughput with 1 and 2 Ray workers, warm-up share, an 8-GPU estimate.
+
+    python benchmarks/cluster.py                  # 160x90, bunny + two generated scenes, 1 vs 2 workers
+    python benchmarks/cluster.py --quick          # fewer frames, cheaper dream (plumbing check)
+
+1. **Seams** (no Ray: spans rendered one after the other here, which gives the same frames). Each clip is
+   rendered as one span (a local render) and split for 2 and 3 workers. At each seam the frames from
+   ``first - blend - 1`` to ``first`` are compared with the clip: warping error (:func:`metrics.warping_errors`,
+   on the source's flow) over the seam zone and at its worst frame, and dream strength
+   (:func:`metrics.dream_strength`), each divided by the clip's average; and the same zone of the local render.
+2. **Throughput**: the same flow render on a private Ray instance with 1 worker, then 2 (one thread each):
+   frames dreamed per second of each span's wall time (model loading included), per worker.
+3. **Warm-up share**: warm-up frames over kept frames for a few clip lengths and worker counts.
+4. **8 GPUs at 1080p**, on paper: per-frame cost at 1080p scaled from the measured cost per pixel here,
+   divided by a GPU speed-up that is an assumption (``--gpu-speedup``), with the warm-up share for 8 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from renderer import cluster, media, metrics
+from renderer.cluster.driver import ClusterRender
+from renderer.cluster.worker import SpanResult
+from renderer.config import Mode, load_preset
+from renderer.plan import RenderRequest, plan_render
+from renderer.scenes import make_scene
+from renderer.timeline import build_timeline
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ("dream.steps=1", "dream.octaves=1", "dream.first_steps=3", "dream.first_octaves=2")
+
+
+class Recorded(ClusterRender):
+    """A cluster render that keeps every span result's timing."""
+
+    results: list[SpanResult]
+
+    def keep(self, result: SpanResult) -> None:
+        self.__dict__.setdefault("results", []).append(result)
+        super().keep(result)
+
+
+def request(clip: Path, out: Path, size: tuple[int, int], overrides: tuple[str, ...], frames: int | None) -> RenderRequest:
+    return RenderRequest(str(clip), out, ("flow-dream",), overrides, frames=frames, size=size, overwrite=True)
+
+
+def seams(clip: Path, folder: Path, size, overrides, frames, workers_list=(2, 3)) -> list[dict]:
+    """Seam figures of `clip` split for each worker count, against its local (one-span) render."""
+    local = folder / f"{clip.stem}-local.mp4"
+    cluster.run_renders(cluster.whole([plan_render(request(clip, local, size, overrides, frames))]), cluster.LocalExecutor())
+    plan = plan_render(request(clip, folder / "probe.mp4", size, overrides, frames))
+    source = list(plan.source.frames())
+    motion = metrics.SourceMotion.of(source)
+    base = list(media.read_video(local))
+    base_we, base_st = metrics.warping_errors(base, motion), metrics.dream_strength(base, source)
+    rows = []
+    for workers in workers_list:
+        out = folder / f"{clip.stem}-{workers}.mp4"
+        render = cluster.split(plan_render(request(clip, out, size, overrides, frames)), workers)
+        if len(render.spans.spans) < 2:
+            print(f"{clip.name}: too short to split for {workers} workers")
+            continue
+        cluster.run_renders([render], cluster.LocalExecutor())
+        frames_out = list(media.read_video(out))
+        we, st = metrics.warping_errors(frames_out, motion), metrics.dream_strength(frames_out, source)
+        for span in render.spans.spans[1:]:
+            zone = slice(span.first - render.spans.blend - 1, span.first)  # errors index t-1: frames first-blend..first
+            rows.append(dict(clip=clip.stem, workers=workers, seam=span.first, n=len(frames_out),
+                             we_zone=we[zone].mean() / we.mean(), we_max=we[zone].max() / we.mean(),
+                             local_zone=base_we[zone].mean() / base_we.mean(), local_max=base_we[zone].max() / base_we.mean(),
+                             st_min=st[zone.start + 1:span.first + 1].min() / st.mean(),
+                             st_max=st[zone.start + 1:span.first + 1].max() / st.mean(),
+                             we_clip=we.mean(), we_local=base_we.mean(), st_clip=st.mean(), st_local=base_st.mean()))
+    return rows
+
+
+def throughput(clip: Path, folder: Path, size, overrides, frames) -> dict[int, list[SpanResult]]:
+    """Span results of the same render on 1 and on 2 single-threaded Ray workers."""
+    from renderer.cluster.ray_backend import RayExecutor
+
+    found = {}
+    for workers in (1, 2):
+        plan = plan_render(request(clip, folder / f"ray-{workers}.mp4", size, overrides, frames))
+        with RayExecutor(None, workers) as executor:
+            spans = cluster.plan_spans(Mode.FLOW, plan.source.n_frames, workers, plan.timeline)
+            render = Recorded(0, plan, spans, "cpu")
+            began = time.perf_counter()
+            cluster.run_renders([render], executor)
+            wall = time.perf_counter() - began
+        found[workers] = render.results
+        for r in render.results:
+            print(f"  {workers} worker(s): span {r.span + 1} on {r.worker}: {r.frames} frames in {r.seconds:.1f} s "
+                  f"= {r.frames / r.seconds:.2f} frames/s")
+        print(f"  {workers} worker(s): wall {wall:.1f} s for {plan.source.n_frames} frames (Ray started before the clock)")
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="160x90")
+    parser.add_argument("--frames", type=int, default=120, help="frames of each generated scene (bunny: all 132)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-seams", action="store_true")
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--gpu-speedup", type=float, default=40.0,
+                        help="assumed GPU speed-up over this 2-core CPU per frame (an assumption, see README)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    size = tuple(int(v) for v in args.size.split("x"))
+    overrides = QUICK if args.quick else ()
+    frames = 60 if args.quick else args.frames
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; size {args.size}; "
+          f"{'quick dream' if args.quick else 'flow-dream as shipped'}")
+    with tempfile.TemporaryDirectory(prefix="dreamvid-cluster-bench-") as tmp:
+        folder = Path(tmp)
+        clips = [ROOT / "samples" / "bunny.mp4"]
+        for name in ("crossing", "street"):
+            scene = make_scene(name, size, frames, seed=1, fps=25.0)
+            clips.append(scene.write(folder / f"{name}.mp4"))
+        if not args.skip_seams:
+            print("\n1. seams (warping error and strength over each seam's cross-fade, / the clip's average)")
+            print("clip | workers | seam at | WE zone | WE worst | local render's WE zone, worst | strength min..max")
+            rows = []
+            for clip in clips:
+                rows += seams(clip, folder, size, overrides, None if clip.stem == "bunny" else frames)
+            for r in rows:
+                print(f"{r['clip']} | {r['workers']} | {r['seam']} | {r['we_zone']:.2f} | {r['we_max']:.2f} | "
+                      f"{r['local_zone']:.2f}, {r['local_max']:.2f} | {r['st_min']:.2f}..{r['st_max']:.2f}")
+            if rows:
+                print(f"over {len(rows)} seams: WE zone mean {np.mean([r['we_zone'] for r in rows]):.2f} "
+                      f"(local render, same frames: {np.mean([r['local_zone'] for r in rows]):.2f}); strength "
+                      f"{min(r['st_min'] for r in rows):.2f}..{max(r['st_max'] for r in rows):.2f}; clip WE split/local "
+                      f"{np.mean([r['we_clip'] / r['we_local'] for r in rows]):.3f}, strength split/local "
+                      f"{np.mean([r['st_clip'] / r['st_local'] for r in rows]):.3f}")
+        per_frame = None
+        if not args.skip_ray:
+            print("\n2. throughput: 1 vs 2 single-threaded Ray workers (bunny)")
+            found = throughput(clips[0], folder, size, overrides, None)
+            single = sum(r.frames for r in found[1]) / sum(r.seconds for r in found[1])
+            each = [r.frames / r.seconds for r in found[2]]
+            print(f"  1 worker: {single:.2f} frames/s; 2 workers: {', '.join(f'{x:.2f}' for x in each)} frames/s each "
+                  f"= {100 * np.mean(each) / single:.0f} % of the single worker per worker, "
+                  f"{sum(each) / single:.2f}x in all")
+            per_frame = 1 / single
+    print("\n3. warm-up share (warm-up frames / frames kept)")
+    timeline = build_timeline(load_preset("flow-dream"), 100000, 25.0)
+    for n, workers in ((132, 2), (600, 2), (600, 8), (1500, 8), (4500, 8), (4500, 16)):
+        plan = cluster.plan_spans(Mode.FLOW, n, workers, timeline)
+        print(f"  {n} frames, {workers} workers: {len(plan.spans)} spans, {100 * plan.overhead:.1f} %")
+    print("\n4. 8 GPUs at 1080p, on paper")
+    if per_frame is not None:
+        pixels = size[0] * size[1]
+        cpu_1080 = per_frame * 1920 * 1080 / pixels
+        gpu = cpu_1080 / args.gpu_speedup
+        share = cluster.plan_spans(Mode.FLOW, 4500, 8, timeline).overhead
+        print(f"  measured here: {1000 * per_frame:.0f} ms/frame at {args.size} on one thread -> {cpu_1080:.1f} s/frame at "
+              f"1080p by pixels; a GPU {args.gpu_speedup:g}x faster: {1000 * gpu:.0f} ms/frame")
+        print(f"  8 GPUs, 3-minute clip (4500 frames at 25 fps), warm-up {100 * share:.1f} %: "
+              f"{8 / (gpu * (1 + share)):.1f} frames/s, the clip in {4500 * gpu * (1 + share) / 8 / 60:.1f} min "
+              f"(one GPU: {4500 * gpu / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
