@@ -27,7 +27,8 @@ Every render goes through the library as ``dreamvid render`` does (``plan_render
 - holes h0/h2/h4/h8: dream strength of pixels revealed 0, 2, 4, 8 frames ago relative to steadily
   visible pixels (1.0 = no hole); catch: frames until revealed regions stay above 0.8 of it (up to 12);
 - ms/frame: wall time per frame after the first (the first is dreamed in full), decode, flow and
-  encode included; the model is loaded before the clock starts.
+  encode included; the model is loaded before the clock starts. total s: the whole render, end to
+  end (first frame, joining and the settings file included): cadence's speed-up is read here.
 """
 
 from __future__ import annotations
@@ -177,11 +178,11 @@ def render(clip: Clip, variant: Variant, folder: Path, extra: tuple[str, ...], d
     request = RenderRequest(str(clip.path), out, "flow-dream", (*variant.overrides, *extra),
                             frames=variant.frames, device=device, overwrite=True, no_audio=True)
     plan = plan_render(request)  # loads the model: before the clock
-    stamps: list[float] = []
+    stamps: list[tuple[int, float]] = []  # (frames done, time): with cadence, progress comes per keyframe group
     start = time.perf_counter()
-    pipeline.render(plan, lambda done, total: stamps.append(time.perf_counter()))
+    pipeline.render(plan, lambda done, total: stamps.append((done, time.perf_counter())))
     total = time.perf_counter() - start
-    ms = 1000 * (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
+    ms = 1000 * (stamps[-1][1] - stamps[0][1]) / max(stamps[-1][0] - stamps[0][0], 1)
     return list(media.read_video(out)), ms, total
 
 
@@ -234,14 +235,14 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
 
 def print_table(results: list[Result]) -> None:
     header = (f"{'clip':10} {'render':14} {'frames':>6} {'ratio@12':>8} {'ratio@N':>8} {'q1':>6} {'q2':>6} "
-              f"{'q3':>6} {'q4':>6} {'q4/q2':>6} {'h0':>5} {'h2':>5} {'h4':>5} {'h8':>5} {'catch':>5} {'ms/frame':>8}")
+              f"{'q3':>6} {'q4':>6} {'q4/q2':>6} {'h0':>5} {'h2':>5} {'h4':>5} {'h8':>5} {'catch':>5} {'ms/frame':>8} {'total s':>7}")
     print(header)
     print("-" * len(header))
     for r in results:
         q = " ".join(f"{v:6.4f}" for v in r.quarters)
         h = " ".join(f"{fmt(r.holes[k]):>5}" for k in (0, 2, 4, 8))
         print(f"{r.clip:10} {r.variant:14} {r.frames:6d} {r.ratio_12:8.2f} {r.ratio_all:8.2f} {q} {r.steady:6.2f} "
-              f"{h} {fmt(r.catch_up, 'd'):>5} {r.ms_per_frame:8.0f}")
+              f"{h} {fmt(r.catch_up, 'd'):>5} {r.ms_per_frame:8.0f} {r.total_s:7.1f}")
 
 
 def main() -> int:

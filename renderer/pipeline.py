@@ -42,7 +42,6 @@ from .loop import LoopSpec, dissolve_field, pull, pull_weight, quantize, target_
 from .motion import compose, resample
 from .plan import RenderPlan
 from .sources import Source, SourceKind
-from .timeline import FrameSettings, Timeline
 from .workdir import SEGMENT_FRAMES, LoopState
 
 Progress = Callable[[int, int], None]
@@ -189,27 +188,42 @@ class FrameDreamer:
         height, width = self.source.height, self.source.width
         steps = [self.timeline.frame(item.index).motion.per_frame(self.source.fps) for item in items]
         sources = [self._source(item) for item in items]
+        # The source frame of the last keyframe: its share of that frame rides the zoom with the dream
+        # and is swapped for the current source frame (see _mix).
+        mixing = self.mixes_source and items[0].previous_image is not None
+        last_source = to_tensor(items[0].previous_image, self.device) if mixing else None
         key_index = items[-1].index
-        init, _ = resample(state.previous, compose(steps, height, width, device=self.device))
-        key = self._dream(key_index, self._mix(init, sources[-1], key_index), None, sources[-1], state, generator)
+        whole = compose(steps, height, width, device=self.device)
+        init = resample(state.previous, whole)[0]
+        carried_source = resample(last_source, whole)[0] if mixing else None
+        key = self._dream(key_index, self._mix(init, carried_source, sources[-1], key_index), None, sources[-1],
+                          state, generator)
         frames = []
         for j, item in enumerate(items[:-1]):
             # Frame j is the last keyframe moved j+1 steps on, and this keyframe moved back the rest.
-            before, before_cover = resample(state.previous, compose(steps[:j + 1], height, width, device=self.device))
-            after, after_cover = resample(key, torch.linalg.inv(compose(steps[j + 1:], height, width, device=self.device)))
+            forward = compose(steps[:j + 1], height, width, device=self.device)
+            backward = torch.linalg.inv(compose(steps[j + 1:], height, width, device=self.device))
             t = (j + 1) / len(items)
-            weight_before, weight_after = (1 - t) * before_cover, t * after_cover
-            total = weight_before + weight_after
-            blend = torch.where(total > 1e-3, (weight_before * before + weight_after * after) / total.clamp_min(1e-3), before)
-            frames.append(self._mix(blend, sources[j], item.index))
+            blend = _between(state.previous, key, forward, backward, t)
+            carried_source = _between(last_source, sources[-1], forward, backward, t) if mixing else None
+            frames.append(self._mix(blend, carried_source, sources[j], item.index))
         return frames + [key]
 
-    def _mix(self, frame: torch.Tensor, source: torch.Tensor | None, index: int) -> torch.Tensor:
-        """Blend in the current source frame by ``motion.mix`` (moving sources only)."""
+    def _mix(self, frame: torch.Tensor, carried_source: torch.Tensor | None, source: torch.Tensor | None,
+             index: int) -> torch.Tensor:
+        """Show the current source frame through the zoom at ``motion.mix`` (moving sources only).
+
+        Every frame holds the source at that share, moved along with the dream; it is swapped for the
+        current source frame (``frame + mix * (source - carried_source)``) rather than blended on top,
+        which would keep zoomed copies of every earlier source frame (a ghost: with mix 0.15 the frame
+        before last stayed at 0.13, the one before at 0.11, ...). Only the first frame after the start
+        has no carried source, and blends."""
         mix = self.timeline.frame(index).mix
-        if source is not None and self.mixes_source and mix > 0.0:
+        if source is None or not self.mixes_source or mix <= 0.0:
+            return frame
+        if carried_source is None:
             return torch.lerp(frame, source, mix)
-        return frame
+        return (frame + mix * (source - carried_source)).clamp_(0.0, 1.0)
 
     # ------------------------------------------------------------------------------------------ flow
 
@@ -257,6 +271,19 @@ class FrameDreamer:
         return frames[::-1]
 
 
+def _between(before: torch.Tensor, after: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor,
+             t: float) -> torch.Tensor:
+    """A frame a share `t` of the way between two feedback keyframes: `before` moved on by the ``(3, 3)``
+    theta `forward`, `after` moved back by `backward`, blended by `t` and by where each covers the frame
+    (a zoomed-in keyframe moved back covers only the middle; its edge is feathered)."""
+    moved_before, cover_before = resample(before, forward)
+    moved_after, cover_after = resample(after, backward)
+    weight_before, weight_after = (1 - t) * cover_before, t * cover_after
+    total = weight_before + weight_after
+    blend = (weight_before * moved_before + weight_after * moved_after) / total.clamp_min(1e-3)
+    return torch.where(total > 1e-3, blend, moved_before)
+
+
 # ------------------------------------------------------------------------------------------- inputs
 
 def loop_inputs(source: Source, mode: Mode, method: FlowMethod, first: int, loop: LoopSpec) -> Iterator[FrameInput]:
@@ -300,10 +327,10 @@ def loop_segments(segments: list[Path], counts: list[int], loop: LoopSpec) -> li
 
 
 def frame_inputs(source: Source, mode: Mode, method: FlowMethod, first: int) -> Iterator[FrameInput]:
-    """Decoded frames (and backward flows in flow mode) from frame `first` on. The decoder seeks: flow mode
-    starts one frame earlier, since frame `first` needs its predecessor."""
+    """Decoded frames (and backward flows in flow mode) from frame `first` on, each with its predecessor's
+    image. The decoder seeks, one frame before `first`, since frame `first` needs its predecessor."""
     estimator = FlowEstimator(method) if mode is Mode.FLOW else None
-    start = max(first - 1, 0) if estimator is not None else first
+    start = max(first - 1, 0)
     previous = None
     # closing(): the decoder (an ffmpeg process) is reaped when this generator is closed, not by GC.
     with contextlib.closing(source.frames(start)) as frames:
@@ -379,36 +406,6 @@ class Prefetch(Iterator):
 
 # ------------------------------------------------------------------------------------------- render
 
-def dreamed_groups(dreamer: FrameDreamer, inputs: Iterator[FrameInput], state: LoopState,
-                   generator: torch.Generator, stop: int | None = None) -> Iterator[tuple[list[FrameInput], list[torch.Tensor]]]:
-    """Dream `inputs` group by group (each group ends on a keyframe; the source's last frame ends the
-    last group): yields each group's inputs and output frames ``(1, 3, H, W)`` in [0, 1], after
-    advancing `state` (``previous``, ``next_frame``, ``rng``) past it. Frames from index `stop` on are
-    not dreamed (None: to the end of the source)."""
-    pending: list[FrameInput] = []  # frames up to the next keyframe
-
-    def dreamed() -> tuple[list[FrameInput], list[torch.Tensor]]:
-        frames = dreamer.group(pending, state, generator)
-        state.previous, state.next_frame, state.rng = frames[-1], pending[-1].index + 1, generator.get_state()
-        items = pending.copy()
-        pending.clear()
-        return items, frames
-
-    for item in inputs:
-        if stop is not None and item.index >= stop:
-            break
-        pending.append(item)
-        if dreamer.is_keyframe(item.index, state):
-            yield dreamed()
-    if pending:  # the source ended between keyframes: its last frame is one
-        yield dreamed()
-
-
-def segment_crf(plan: RenderPlan) -> int | None:
-    """The encoder quality of `plan`'s segments (None: the format's default)."""
-    return plan.preset.output.crf if plan.preset.output.crf >= 0 else None
-
-
 def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
     """Run `plan` (see :func:`renderer.plan.plan_render`); returns the output path.
 
@@ -421,7 +418,7 @@ def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
         RenderInterrupted: on Ctrl-C, after saving the state (resume with ``--resume``).
         DreamvidError: decoding, encoding or disk problems (one-line messages); the state stays resumable.
     """
-    preset, work, digest = plan.preset, plan.work, plan.digest()
+    source, preset, work, digest = plan.source, plan.preset, plan.work, plan.digest()
     if plan.resume:
         state = work.load(digest, plan.device)
     else:
@@ -433,13 +430,6 @@ def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
     segments, n_frames = work.segments(state), state.next_frame
     if plan.loop is not None:  # the wrap plays first, then the first pass after its head
         segments, n_frames = loop_segments(segments, state.segment_frames, plan.loop), plan.loop.period
-    return finish_render(plan, segments, n_frames)
-
-
-def finish_render(plan: RenderPlan, segments: list[Path], n_frames: int) -> Path:
-    """Join `segments` (`n_frames` frames in all) with the soundtrack into the output, atomically, save
-    the settings beside it and remove the work folder; returns the output path."""
-    source = plan.source
     if n_frames == 0:
         raise InputError(f"{source.path} gave no frames to render", hint="check the input and --start/--end")
     # The sound spans exactly the frames rendered (a video's frame count is only estimated up front).
@@ -450,8 +440,8 @@ def finish_render(plan: RenderPlan, segments: list[Path], n_frames: int) -> Path
     header = [f"dreamvid settings for {result.name} ({n_frames} frames at {source.fps:g} fps, "
               f"{source.width}x{source.height}, input {source.path or 'noise'})", "render again with --preset THIS_FILE"]
     with media.atomic_path(plan.settings_file) as tmp:
-        tmp.write_text(dump_toml(plan.preset, header))
-    plan.work.remove()
+        tmp.write_text(dump_toml(preset, header))
+    work.remove()
     media.preview_path(plan.output).unlink(missing_ok=True)
     return result
 
@@ -462,24 +452,37 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
     dreamer = FrameDreamer(plan, state.tile)
     generator = torch.Generator()
     generator.set_state(state.rng)
+    crf = preset.output.crf if preset.output.crf >= 0 else None
     writer: media.SegmentWriter | None = None
+    pending: list[FrameInput] = []  # frames up to the next keyframe
+
+    def emit() -> None:
+        nonlocal writer
+        frames = dreamer.group(pending, state, generator)
+        if writer is None:
+            writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
+                                         source.height, source.fps, plan.format, crf).__enter__()
+        for frame in frames:
+            writer.write(to_uint8(frame))
+        state.previous, state.next_frame, state.rng = frames[-1], pending[-1].index + 1, generator.get_state()
+        pending.clear()
+        if progress:
+            progress(state.next_frame, source.n_frames)
+        loop_cut = plan.loop is not None and state.next_frame in (plan.loop.head, plan.loop.period)
+        if writer.frames_written >= SEGMENT_FRAMES or loop_cut:  # on keyframes, where the state is whole
+            writer, closing = None, writer
+            _close_segment(closing, plan, state, digest, None)
 
     inputs = (frame_inputs(source, preset.mode, preset.flow.method, state.next_frame) if plan.loop is None
               else loop_inputs(source, preset.mode, preset.flow.method, state.next_frame, plan.loop))
     with Prefetch(inputs) as inputs:
         try:
-            for _, frames in dreamed_groups(dreamer, inputs, state, generator):
-                if writer is None:
-                    writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
-                                                 source.height, source.fps, plan.format, segment_crf(plan)).__enter__()
-                for frame in frames:
-                    writer.write(to_uint8(frame))
-                if progress:
-                    progress(state.next_frame, source.n_frames)
-                loop_cut = plan.loop is not None and state.next_frame in (plan.loop.head, plan.loop.period)
-                if writer.frames_written >= SEGMENT_FRAMES or loop_cut:  # on keyframes, where the state is whole
-                    writer, closing = None, writer
-                    _close_segment(closing, plan, state, digest, None)
+            for item in inputs:
+                pending.append(item)
+                if dreamer.is_keyframe(item.index, state):
+                    emit()
+            if pending:  # the source ended between keyframes: its last frame is one
+                emit()
         except BaseException as exc:
             _close_segment(writer, plan, state, digest, exc)
             if isinstance(exc, KeyboardInterrupt):
@@ -515,72 +518,3 @@ def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: 
     if frames and not plan.work.commit_segment(state, index, frames, digest) and error is None:
         raise EncodeError(f"segment {writer.path} was not written completely",
                           hint="check free disk space, then run the same command with --resume")
-
-
-# -------------------------------------------------------------------------------------------- spans
-
-@dataclass(frozen=True)
-class _OpeningTimeline(Timeline):
-    """The render's timeline, except that frame `opening` is dreamed in full (``dream.first_steps`` and
-    ``first_octaves``), as frame 0 of a render is: the first frame of a span that starts mid-render."""
-
-    opening: int = 0
-
-    def frame(self, n: int) -> FrameSettings:
-        settings = super().frame(n)
-        if n != self.opening or n == 0:
-            return settings
-        first = self.preset.dream
-        return dataclasses.replace(settings, dream=dataclasses.replace(settings.dream, steps=first.first_steps,
-                                                                       octaves=first.first_octaves))
-
-
-def span_seed(seed: int, start: int) -> int:
-    """The random seed of a span that starts at frame `start` (the render's own seed for frame 0)."""
-    return seed if start == 0 else (seed * 1_000_003 + start) % 2**63
-
-
-@dataclass(frozen=True)
-class SpanOutput:
-    """Where frames ``[first, stop)`` of a span are written: one segment file (or PNG folder) of `format`
-    (``stop=None``: to the end of the span)."""
-
-    first: int
-    stop: int | None
-    path: Path
-    format: media.OutputFormat
-
-    def holds(self, index: int) -> bool:
-        return self.first <= index and (self.stop is None or index < self.stop)
-
-
-def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[SpanOutput],
-                progress: Callable[[int], None] | None = None) -> list[int]:
-    """Render frames ``[start, stop)`` of `plan` as a render that begins at frame `start` (dreamed in
-    full, with a fresh state seeded by :func:`span_seed`), writing each frame into the `outputs` that
-    hold its index; a frame no output holds is dreamed and discarded (a warm-up). `start` must be a
-    keyframe of the whole render, so that every later group of the span is one of the whole render.
-    ``stop=None``: to the end of the source; otherwise ``stop - 1`` should be a keyframe.
-
-    With ``start == 0`` the frames are those of :func:`render`, bit for bit; a span that starts later
-    carries a different dream (the same look, not the same pixels). Returns the frames written to each
-    output; `progress` receives the frames rendered so far, warm-up included.
-    """
-    source, preset = plan.source, plan.preset
-    if start:
-        plan = dataclasses.replace(plan, timeline=_OpeningTimeline(**vars(plan.timeline), opening=start))
-    state = LoopState(next_frame=start, tile=plan.tile)
-    generator = torch.Generator().manual_seed(span_seed(preset.output.seed, start))
-    dreamer = FrameDreamer(plan, plan.tile)
-    with contextlib.ExitStack() as stack:
-        inputs = stack.enter_context(Prefetch(frame_inputs(source, preset.mode, preset.flow.method, start)))
-        writers = [stack.enter_context(media.SegmentWriter(out.path, source.width, source.height, source.fps,
-                                                           out.format, segment_crf(plan))) for out in outputs]
-        for items, frames in dreamed_groups(dreamer, inputs, state, generator, stop):
-            for item, frame in zip(items, frames):
-                for out, writer in zip(outputs, writers):
-                    if out.holds(item.index):
-                        writer.write(to_uint8(frame))
-            if progress:
-                progress(state.next_frame - start)
-    return [writer.frames_written for writer in writers]

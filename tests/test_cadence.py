@@ -15,7 +15,7 @@ from conftest import SAMPLES
 from renderer import media, metrics, pipeline, scenes
 from renderer.plan import RenderRequest, plan_render
 
-FAST = ("dream.steps=2", "dream.octaves=1", "dream.first_steps=4", "dream.first_octaves=2",
+FAST = ("dream.working_size=0", "dream.steps=2", "dream.octaves=1", "dream.first_steps=4", "dream.first_octaves=2",
         "dream.objective=mixed4a", "dream.step_size=0.015")
 
 

@@ -137,7 +137,7 @@ def test_an_existing_output_and_settings_file_are_never_replaced(capsys, monkeyp
 def test_a_failed_start_leaves_nothing_that_blocks_the_corrected_command(capsys, monkeypatch, tmp_path, files):
     """A typo in the objective is found before the work folder exists, so the fixed command just runs."""
     out = tmp_path / "out.mp4"
-    fast = ["--quiet", "--set", "dream.steps=1", "--set", "dream.first_steps=1", "--set", "dream.octaves=1",
+    fast = ["--quiet", "--set", "dream.working_size=0", "--set", "dream.steps=1", "--set", "dream.first_steps=1", "--set", "dream.octaves=1",
             "--set", "dream.first_octaves=1", "--frames", "3"]
     code, _, err = dreamvid(capsys, monkeypatch, "render", files["clip.mp4"], "-o", out, *fast,
                          "--set", "dream.objective=mixd3a")

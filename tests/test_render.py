@@ -24,7 +24,7 @@ def partial_dir(output: Path) -> Path:
 
 FPS = 12
 #: Few, cheap steps: the tests check plumbing and measurable behaviour, benchmarks check looks and speed.
-FAST = ["--quiet", "--set", "dream.steps=1", "--set", "dream.octaves=1", "--set", "dream.first_steps=2",
+FAST = ["--quiet", "--set", "dream.working_size=0", "--set", "dream.steps=1", "--set", "dream.octaves=1", "--set", "dream.first_steps=2",
         "--set", "dream.first_octaves=1", "--set", "dream.objective=mixed3b"]
 
 
@@ -170,7 +170,7 @@ def test_feedback_mode_zooms_at_the_requested_rate_and_stays_sharp(capsys, monke
     out = tmp_path / "zoom.mp4"
     code, _, err = dreamvid(capsys, monkeypatch, "render", SAMPLES / "chelsea.jpg", "-o", out, "--size", "192x128",
                             "--frames", "72", "--fps", "24", "--preset", "fractal-zoom", "--set", "motion.zoom=1.5",
-                            "--set", "dream.steps=1", "--set", "dream.octaves=1", "--set", "dream.first_steps=4",
+                            "--set", "dream.working_size=0", "--set", "dream.steps=1", "--set", "dream.octaves=1", "--set", "dream.first_steps=4",
                             "--set", "dream.first_octaves=2", "--set", "output.crf=8", "--quiet")
     assert code == 0, err
     frames = list(media.read_video(out))
@@ -292,7 +292,7 @@ def test_flow_defaults_keep_the_dream_attached_on_a_scene_with_occlusions(tmp_pa
     scene = scenes.make_scene("crossing", (128, 72), 12)
     clip = scene.write(tmp_path / "crossing.mp4")
     source = list(media.read_video(clip))
-    fast = ("dream.steps=3", "dream.octaves=1", "dream.first_steps=6", "dream.first_octaves=2",
+    fast = ("dream.working_size=0", "dream.steps=3", "dream.octaves=1", "dream.first_steps=6", "dream.first_octaves=2",
             "dream.objective=mixed4a", "dream.step_size=0.015")
     figures = {}
     for name, extra in {"defaults": (), "0.1": ("flow.carry=0.85", "flow.refine=1")}.items():

@@ -75,7 +75,7 @@ def test_a_scene_through_the_flow_pipeline(tmp_path):
     scene = scenes.make_scene("crossing", (64, 36), 12)
     clip = scene.write(tmp_path / "crossing.mp4")
     out = tmp_path / "dream.mp4"
-    fast = ("dream.steps=1", "dream.octaves=1", "dream.first_steps=1", "dream.first_octaves=1",
+    fast = ("dream.working_size=0", "dream.steps=1", "dream.octaves=1", "dream.first_steps=1", "dream.first_octaves=1",
             "dream.objective=mixed3b")
     plan = plan_render(RenderRequest(str(clip), out, "flow-dream", fast, device="cpu"))
     pipeline.render(plan)
