@@ -42,6 +42,7 @@ from .loop import LoopSpec, dissolve_field, pull, pull_weight, quantize, target_
 from .motion import compose, resample
 from .plan import RenderPlan
 from .sources import Source, SourceKind
+from .timeline import FrameSettings, Timeline
 from .workdir import SEGMENT_FRAMES, LoopState
 
 Progress = Callable[[int, int], None]
@@ -406,6 +407,36 @@ class Prefetch(Iterator):
 
 # ------------------------------------------------------------------------------------------- render
 
+def dreamed_groups(dreamer: FrameDreamer, inputs: Iterator[FrameInput], state: LoopState,
+                   generator: torch.Generator, stop: int | None = None) -> Iterator[tuple[list[FrameInput], list[torch.Tensor]]]:
+    """Dream `inputs` group by group (each group ends on a keyframe; the source's last frame ends the
+    last group): yields each group's inputs and output frames ``(1, 3, H, W)`` in [0, 1], after
+    advancing `state` (``previous``, ``next_frame``, ``rng``) past it. Frames from index `stop` on are
+    not dreamed (None: to the end of the source)."""
+    pending: list[FrameInput] = []  # frames up to the next keyframe
+
+    def dreamed() -> tuple[list[FrameInput], list[torch.Tensor]]:
+        frames = dreamer.group(pending, state, generator)
+        state.previous, state.next_frame, state.rng = frames[-1], pending[-1].index + 1, generator.get_state()
+        items = pending.copy()
+        pending.clear()
+        return items, frames
+
+    for item in inputs:
+        if stop is not None and item.index >= stop:
+            break
+        pending.append(item)
+        if dreamer.is_keyframe(item.index, state):
+            yield dreamed()
+    if pending:  # the source ended between keyframes: its last frame is one
+        yield dreamed()
+
+
+def segment_crf(plan: RenderPlan) -> int | None:
+    """The encoder quality of `plan`'s segments (None: the format's default)."""
+    return plan.preset.output.crf if plan.preset.output.crf >= 0 else None
+
+
 def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
     """Run `plan` (see :func:`renderer.plan.plan_render`); returns the output path.
 
@@ -418,7 +449,7 @@ def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
         RenderInterrupted: on Ctrl-C, after saving the state (resume with ``--resume``).
         DreamvidError: decoding, encoding or disk problems (one-line messages); the state stays resumable.
     """
-    source, preset, work, digest = plan.source, plan.preset, plan.work, plan.digest()
+    preset, work, digest = plan.preset, plan.work, plan.digest()
     if plan.resume:
         state = work.load(digest, plan.device)
     else:
@@ -430,6 +461,13 @@ def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
     segments, n_frames = work.segments(state), state.next_frame
     if plan.loop is not None:  # the wrap plays first, then the first pass after its head
         segments, n_frames = loop_segments(segments, state.segment_frames, plan.loop), plan.loop.period
+    return finish_render(plan, segments, n_frames)
+
+
+def finish_render(plan: RenderPlan, segments: list[Path], n_frames: int) -> Path:
+    """Join `segments` (`n_frames` frames in all) with the soundtrack into the output, atomically, save
+    the settings beside it and remove the work folder; returns the output path."""
+    source = plan.source
     if n_frames == 0:
         raise InputError(f"{source.path} gave no frames to render", hint="check the input and --start/--end")
     # The sound spans exactly the frames rendered (a video's frame count is only estimated up front).
@@ -440,8 +478,8 @@ def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
     header = [f"dreamvid settings for {result.name} ({n_frames} frames at {source.fps:g} fps, "
               f"{source.width}x{source.height}, input {source.path or 'noise'})", "render again with --preset THIS_FILE"]
     with media.atomic_path(plan.settings_file) as tmp:
-        tmp.write_text(dump_toml(preset, header))
-    work.remove()
+        tmp.write_text(dump_toml(plan.preset, header))
+    plan.work.remove()
     media.preview_path(plan.output).unlink(missing_ok=True)
     return result
 
@@ -452,37 +490,24 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
     dreamer = FrameDreamer(plan, state.tile)
     generator = torch.Generator()
     generator.set_state(state.rng)
-    crf = preset.output.crf if preset.output.crf >= 0 else None
     writer: media.SegmentWriter | None = None
-    pending: list[FrameInput] = []  # frames up to the next keyframe
-
-    def emit() -> None:
-        nonlocal writer
-        frames = dreamer.group(pending, state, generator)
-        if writer is None:
-            writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
-                                         source.height, source.fps, plan.format, crf).__enter__()
-        for frame in frames:
-            writer.write(to_uint8(frame))
-        state.previous, state.next_frame, state.rng = frames[-1], pending[-1].index + 1, generator.get_state()
-        pending.clear()
-        if progress:
-            progress(state.next_frame, source.n_frames)
-        loop_cut = plan.loop is not None and state.next_frame in (plan.loop.head, plan.loop.period)
-        if writer.frames_written >= SEGMENT_FRAMES or loop_cut:  # on keyframes, where the state is whole
-            writer, closing = None, writer
-            _close_segment(closing, plan, state, digest, None)
 
     inputs = (frame_inputs(source, preset.mode, preset.flow.method, state.next_frame) if plan.loop is None
               else loop_inputs(source, preset.mode, preset.flow.method, state.next_frame, plan.loop))
     with Prefetch(inputs) as inputs:
         try:
-            for item in inputs:
-                pending.append(item)
-                if dreamer.is_keyframe(item.index, state):
-                    emit()
-            if pending:  # the source ended between keyframes: its last frame is one
-                emit()
+            for _, frames in dreamed_groups(dreamer, inputs, state, generator):
+                if writer is None:
+                    writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
+                                                 source.height, source.fps, plan.format, segment_crf(plan)).__enter__()
+                for frame in frames:
+                    writer.write(to_uint8(frame))
+                if progress:
+                    progress(state.next_frame, source.n_frames)
+                loop_cut = plan.loop is not None and state.next_frame in (plan.loop.head, plan.loop.period)
+                if writer.frames_written >= SEGMENT_FRAMES or loop_cut:  # on keyframes, where the state is whole
+                    writer, closing = None, writer
+                    _close_segment(closing, plan, state, digest, None)
         except BaseException as exc:
             _close_segment(writer, plan, state, digest, exc)
             if isinstance(exc, KeyboardInterrupt):
@@ -518,3 +543,72 @@ def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: 
     if frames and not plan.work.commit_segment(state, index, frames, digest) and error is None:
         raise EncodeError(f"segment {writer.path} was not written completely",
                           hint="check free disk space, then run the same command with --resume")
+
+
+# -------------------------------------------------------------------------------------------- spans
+
+@dataclass(frozen=True)
+class _OpeningTimeline(Timeline):
+    """The render's timeline, except that frame `opening` is dreamed in full (``dream.first_steps`` and
+    ``first_octaves``), as frame 0 of a render is: the first frame of a span that starts mid-render."""
+
+    opening: int = 0
+
+    def frame(self, n: int) -> FrameSettings:
+        settings = super().frame(n)
+        if n != self.opening or n == 0:
+            return settings
+        first = self.preset.dream
+        return dataclasses.replace(settings, dream=dataclasses.replace(settings.dream, steps=first.first_steps,
+                                                                       octaves=first.first_octaves))
+
+
+def span_seed(seed: int, start: int) -> int:
+    """The random seed of a span that starts at frame `start` (the render's own seed for frame 0)."""
+    return seed if start == 0 else (seed * 1_000_003 + start) % 2**63
+
+
+@dataclass(frozen=True)
+class SpanOutput:
+    """Where frames ``[first, stop)`` of a span are written: one segment file (or PNG folder) of `format`
+    (``stop=None``: to the end of the span)."""
+
+    first: int
+    stop: int | None
+    path: Path
+    format: media.OutputFormat
+
+    def holds(self, index: int) -> bool:
+        return self.first <= index and (self.stop is None or index < self.stop)
+
+
+def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[SpanOutput],
+                progress: Callable[[int], None] | None = None) -> list[int]:
+    """Render frames ``[start, stop)`` of `plan` as a render that begins at frame `start` (dreamed in
+    full, with a fresh state seeded by :func:`span_seed`), writing each frame into the `outputs` that
+    hold its index; a frame no output holds is dreamed and discarded (a warm-up). `start` must be a
+    keyframe of the whole render, so that every later group of the span is one of the whole render.
+    ``stop=None``: to the end of the source; otherwise ``stop - 1`` should be a keyframe.
+
+    With ``start == 0`` the frames are those of :func:`render`, bit for bit; a span that starts later
+    carries a different dream (the same look, not the same pixels). Returns the frames written to each
+    output; `progress` receives the frames rendered so far, warm-up included.
+    """
+    source, preset = plan.source, plan.preset
+    if start:
+        plan = dataclasses.replace(plan, timeline=_OpeningTimeline(**vars(plan.timeline), opening=start))
+    state = LoopState(next_frame=start, tile=plan.tile)
+    generator = torch.Generator().manual_seed(span_seed(preset.output.seed, start))
+    dreamer = FrameDreamer(plan, plan.tile)
+    with contextlib.ExitStack() as stack:
+        inputs = stack.enter_context(Prefetch(frame_inputs(source, preset.mode, preset.flow.method, start)))
+        writers = [stack.enter_context(media.SegmentWriter(out.path, source.width, source.height, source.fps,
+                                                           out.format, segment_crf(plan))) for out in outputs]
+        for items, frames in dreamed_groups(dreamer, inputs, state, generator, stop):
+            for item, frame in zip(items, frames):
+                for out, writer in zip(outputs, writers):
+                    if out.holds(item.index):
+                        writer.write(to_uint8(frame))
+            if progress:
+                progress(state.next_frame - start)
+    return [writer.frames_written for writer in writers]
