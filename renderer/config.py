@@ -30,6 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .color import Coherence, ColorSpace
 from .dream import DEFAULTS, Precision
 from .errors import PresetError
 from .flow import FlowMethod
@@ -127,9 +128,19 @@ class FlowConfig(Section):
 
 @dataclass(frozen=True)
 class ColorConfig(Section):
+    """Colour coherence: a controller holds each frame's brightness, contrast, saturation and colour
+    balance at their targets (see :mod:`renderer.color`). Targets come from ``coherence``, and a
+    scheduled ``brightness``/``contrast``/``saturation`` above 0 replaces that figure's target."""
+
     SECTION = "color"
 
-    match: Schedule = scheduled(0.0)    # 0..1: pull each frame's colour statistics toward the source's
+    match: Schedule = scheduled(0.0)    # 0..1: the controller's strength (proportional gain); 0 = off
+    coherence: Coherence = Coherence.AUTO   # first-frame | source | none; auto: source for video, else first frame
+    space: ColorSpace = ColorSpace.LAB      # where corrections apply: lab (L*, a*b*), hsv (V, S), rgb (luma, chroma)
+    brightness: Schedule = scheduled(0.0)   # target mean luma (Rec. 601), 0..1; 0 = from the coherence reference
+    contrast: Schedule = scheduled(0.0)     # target standard deviation of luma, 0..0.5; 0 = from the reference
+    saturation: Schedule = scheduled(0.0)   # target mean HSV saturation (max-min)/max, 0..1; 0 = from the reference
+    knee: float = 0.06                      # width of the soft roll-off at each end of [0,1]; 0 = hard clip
 
 
 @dataclass(frozen=True)
@@ -216,7 +227,9 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.octave_scale": (1.01, 4), "dream.jitter": (0, 4096), "dream.first_steps": (0, 1000),
     "dream.first_octaves": (1, 12), "dream.working_size": (0, 8192), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
-    "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "color.match": (0, 1), "output.fps": (0.1, 1000),
+    "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "output.fps": (0.1, 1000),
+    "color.match": (0, 1), "color.brightness": (0, 1), "color.contrast": (0, 0.5), "color.saturation": (0, 1),
+    "color.knee": (0, 0.25),
     "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1), "output.loop_frames": (0, 100_000),
 }
 

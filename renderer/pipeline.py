@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import media
-from .color import channel_stats, match_color
+from .color import ColorController, ColorTargets
 from .config import Mode, dump_toml
 from .dream import Objective, dream
 from .errors import DreamvidError, EncodeError, InputError
@@ -110,6 +110,8 @@ class FrameDreamer:
         self.loop = plan.loop
         self.dissolve = None if self.loop is None else dissolve_field(self.source.height, self.source.width,
                                                                       self.loop.seed, self.device)
+        color = plan.preset.color
+        self.color = ColorController(color.coherence, color.space, color.knee, self.mixes_source)
 
     def is_keyframe(self, index: int, state: LoopState) -> bool:
         """Whether frame `index` ends the group that starts after the last keyframe (``next_frame - 1``)."""
@@ -145,17 +147,17 @@ class FrameDreamer:
 
     def _dream(self, index: int, init: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor | None,
                state: LoopState, generator: torch.Generator) -> torch.Tensor:
-        """Dream keyframe `index` from `init` (per-pixel step `weight`), then match its colours."""
+        """Dream keyframe `index` from `init` (per-pixel step `weight`), then hold its colours to their
+        targets (the colour controller, whose state rides in `state.color`)."""
         init = self._loop_pull(index, init, state)
         settings = self.timeline.frame(index)
         dream_settings = dataclasses.replace(settings.dream, tile=self.tile)
         frame = dream(init, self.plan.model, self.objective(settings.objective), dream_settings, generator, weight)
-        if state.reference is None and source is None:
-            state.reference = channel_stats(frame)
         if state.strength is None and source is not None:
             state.strength = float((frame - source).abs().mean())  # what flow mode holds the dream to
-        reference = channel_stats(source) if source is not None else state.reference
-        return match_color(frame, reference, settings.color_match)
+        targets = ColorTargets(settings.color_match, settings.color_brightness, settings.color_contrast,
+                               settings.color_saturation)
+        return self.color(frame, source, targets, state.color)
 
     # ------------------------------------------------------------------------------------------ loop
 

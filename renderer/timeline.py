@@ -30,9 +30,13 @@ class FrameSettings:
     carry: float
     refine: float
     refresh: float
-    color_match: float
+    color_match: float                  # colour controller strength (proportional gain), 0 = off
     cadence: int                        # frames from this keyframe to the next (1 = dream every frame)
     objective: list[tuple[str, float]]  # objective texts with cross-fade weights (sum 1)
+    # Scheduled colour targets in figure units (renderer.color.figures); 0 = from the reference.
+    color_brightness: float = 0.0       # mean luma, 0..1
+    color_contrast: float = 0.0         # std of luma
+    color_saturation: float = 0.0       # mean HSV saturation, 0..1
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ class Timeline:
                         center_y=v["motion.center_y"])
         cadence = round(v[f"{self.preset.mode.cadence_section}.cadence"])
         return FrameSettings(dream, motion, v["motion.mix"], v["flow.carry"], v["flow.refine"], v["flow.refresh"],
-                             v["color.match"], cadence, self.objective.weights_at(i, self.context))
+                             v["color.match"], cadence, self.objective.weights_at(i, self.context),
+                             v["color.brightness"], v["color.contrast"], v["color.saturation"])
 
 
 def build_timeline(preset: Preset, n_frames: int, fps: float, audio: AudioFeatures | None = None) -> Timeline:

@@ -1,7 +1,7 @@
 """The work folder of a render: its layout, its checkpointed state, its segments.
 
 ``OUT.dreamvid-partial/`` beside the output holds numbered segment files (or PNG folders) and
-``state.pt``: what the next frame needs (the last dreamed frame, the RNG state, the colour reference),
+``state.pt``: what the next frame needs (the last dreamed frame, the RNG state, the colour controller's state),
 the settings digest, the tile size fixed when the render started, and the frame count of every
 segment that was closed *and read back*. The state is replaced atomically, and only after the segment
 it counts has been verified, so at every instant (``kill -9`` included) the folder describes a valid
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from . import media
+from .color import ColorState
 from .media.files import remove
 from .errors import EncodeError, InputError, PresetError
 
@@ -37,7 +38,7 @@ class LoopState:
         next_frame: the first frame not yet rendered (0-based).
         segment_frames: frames in each verified segment, in order (they sum to ``next_frame``).
         previous: the last output frame (1,3,H,W) in [0,1], or None before the first.
-        reference: colour statistics (mean, std) of the first dreamed frame when there is no source.
+        color: the colour controller's state (first-frame targets, integrals): :class:`renderer.color.ColorState`.
         rng: the CPU generator state after ``next_frame - 1``.
         tile: the gradient tile side in px fixed at the render's start (``NEVER_TILE``: whole frames).
         finished: every frame is rendered; only joining the segments into the output remains.
@@ -49,7 +50,7 @@ class LoopState:
     next_frame: int = 0
     segment_frames: list[int] = field(default_factory=list)
     previous: torch.Tensor | None = None
-    reference: tuple[torch.Tensor, torch.Tensor] | None = None
+    color: ColorState = field(default_factory=ColorState)
     rng: torch.Tensor = field(default_factory=lambda: torch.Generator().get_state())
     tile: int = NEVER_TILE
     finished: bool = False
@@ -111,7 +112,7 @@ class WorkDir:
             with media.atomic_path(self.state_file) as tmp:
                 torch.save({"digest": digest, "next_frame": state.next_frame,
                             "segment_frames": list(state.segment_frames), "previous": cpu(state.previous),
-                            "reference": None if state.reference is None else tuple(cpu(t) for t in state.reference),
+                            "color": state.color.to_dict(),
                             "rng": state.rng, "tile": state.tile, "finished": state.finished,
                             "strength": state.strength, "loop_head": state.loop_head}, tmp)
                 with open(tmp, "rb") as f:  # on disk before the rename makes it the state
@@ -129,6 +130,9 @@ class WorkDir:
         after the last checkpoint are removed (the render continues from the checkpoint)."""
         self.check_resumable(digest)
         saved = self._read()
+        if "color" not in saved:  # saved before the colour controller: its colour state cannot be rebuilt
+            raise InputError(f"the unfinished render in {self.path} was saved by an older dreamvid (no colour "
+                             "controller state)", hint="pass --overwrite to start over")
         counts = [int(n) for n in saved["segment_frames"]]
         for index, expected in enumerate(counts):
             path = self.segment(index)
@@ -141,9 +145,8 @@ class WorkDir:
             if stale.name not in counted:
                 remove(stale)
         to = (lambda t: None if t is None else t.to(device))
-        reference = saved["reference"]
         return LoopState(int(saved["next_frame"]), counts, to(saved["previous"]),
-                         None if reference is None else (to(reference[0]), to(reference[1])), saved["rng"],
+                         ColorState.from_dict(saved["color"]), saved["rng"],
                          int(saved["tile"]), bool(saved["finished"]), saved["strength"],
                          loop_head=saved.get("loop_head"))
 

@@ -1,0 +1,269 @@
+"""Ten minutes without decay (issue 11, part 2): long feedback renders, judged frame by frame.
+
+Renders every feedback preset (``mode = "feedback"``) for thousands of frames through the library, as
+``dreamvid render`` does (``plan_render`` then ``pipeline.render``, to a PNG folder so the figures see
+the exact pixels), from noise, a CC0 photo (``samples/chelsea.jpg``) and a video (``samples/bunny.mp4``
+looped to the length, CC-BY 3.0), then measures every frame:
+
+=========== ======================================================================================
+clipped     share of channel values at pure black or white (uint8 0 or 255), %
+brightness  mean luma (Rec. 601), against its target: the first frame's (noise, photo) or the source
+            frame's (video), as the preset's ``color.coherence`` says; scheduled targets when set
+contrast    standard deviation of luma, against its target likewise
+saturation  mean HSV saturation, against its target likewise
+sharpness   variance of the Laplacian of the grey frame, over its mean on the early frames (1..48)
+hue R       how much of the colour points one way: the length of the mean saturation-weighted hue
+            vector, 0 (every hue) .. 1 (one hue); a drift toward one hue raises it
+flat        share of pixels whose 3x3 neighbourhood is exactly flat (posterised or clipped regions)
+=========== ======================================================================================
+
+The table gives, after a settling second (frames >= 48): the worst clipped % of any 48-frame window,
+the worst window's relative deviation of brightness, contrast and saturation from their targets, the
+sharpness ratio of the last tenth, and hue R / flat at the start and the end. One PNG per render plots
+the figures over time.
+
+    python benchmarks/long_run.py --frames 3000 --size 128x72          # every feedback preset, 3 inputs
+    python benchmarks/long_run.py --presets fractal-zoom --inputs noise --frames 300 --size 64x36
+    python benchmarks/long_run.py --size 640x360 --frames 400 --inputs video --presets fractal-zoom
+
+Options: ``--set KEY=VALUE`` for every render, ``--out DIR`` (renders and plots; the frames of each
+render are removed after measuring unless ``--keep``), ``--json FILE``, ``--threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from renderer import media  # noqa: E402
+from renderer.color import Coherence, ColorSpace, figures  # noqa: E402
+from renderer.config import Mode, load_preset, preset_names  # noqa: E402
+from renderer.frames import to_tensor  # noqa: E402
+from renderer.metrics import sharpness  # noqa: E402
+from renderer.pipeline import render  # noqa: E402
+from renderer.plan import RenderRequest, plan_render  # noqa: E402
+
+INPUTS = {"noise": "noise", "photo": str(ROOT / "samples" / "chelsea.jpg"), "video": str(ROOT / "samples" / "bunny.mp4")}
+WINDOW = 48          # frames per window (2 s at 24 fps); also the settling time skipped
+EARLY = slice(1, 49)  # the early frames sharpness is compared with (frame 0 is the full first dream)
+
+
+@dataclass
+class Series:
+    """Per-frame figures of one render, each (n_frames,)."""
+
+    clipped: np.ndarray      # % of channel values at 0 or 255
+    brightness: np.ndarray
+    contrast: np.ndarray
+    saturation: np.ndarray
+    targets: np.ndarray      # (n_frames, 3): brightness, contrast, saturation targets
+    sharpness: np.ndarray
+    hue_r: np.ndarray
+    flat: np.ndarray
+
+
+@dataclass
+class Summary:
+    preset: str
+    input: str
+    size: str
+    frames: int
+    ms_per_frame: float
+    clipped_max: float       # worst 48-frame window after settling, %
+    clipped_end: float       # last window, %
+    brightness_dev: float    # worst window |mean / target - 1|, %
+    contrast_dev: float
+    saturation_dev: float
+    sharpness_ratio: float   # last tenth over early frames
+    hue_r_start: float
+    hue_r_end: float
+    flat_start: float        # %
+    flat_end: float
+
+
+def hue_concentration(frame: np.ndarray) -> float:
+    """Length of the mean of saturation-weighted unit hue vectors over the weights' sum, 0..1."""
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV_FULL).astype(np.float64)
+    angle, weight = hsv[..., 0] / 256.0 * 2 * np.pi, hsv[..., 1] / 255.0
+    total = weight.sum()
+    if total < 1e-9:
+        return 0.0
+    return float(np.hypot((weight * np.cos(angle)).sum(), (weight * np.sin(angle)).sum()) / total)
+
+
+def flat_share(frame: np.ndarray) -> float:
+    """Share of pixels (%) whose 3x3 neighbourhood has a single grey level."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    kernel = np.ones((3, 3), np.uint8)
+    spread = cv2.dilate(grey, kernel).astype(np.int16) - cv2.erode(grey, kernel)
+    return float((spread[1:-1, 1:-1] == 0).mean() * 100)
+
+
+def measure(frames: list[np.ndarray], targets: np.ndarray) -> Series:
+    """Figures of uint8 (H,W,3) frames; `targets` (n, 3) as in :class:`Series`."""
+    figs = np.stack([figures(to_tensor(f), ColorSpace.RGB).numpy()[:3] for f in frames])
+    clipped = np.array([((f == 0) | (f == 255)).mean() * 100 for f in frames])
+    sharp = np.array([sharpness(f) for f in frames])
+    return Series(clipped, figs[:, 0], figs[:, 1], figs[:, 2], targets, sharp,
+                  np.array([hue_concentration(f) for f in frames]), np.array([flat_share(f) for f in frames]))
+
+
+def windows(values: np.ndarray) -> np.ndarray:
+    """Means of consecutive 48-frame windows from frame 48 on (at least one window)."""
+    tail = values[WINDOW:] if len(values) > 2 * WINDOW else values[len(values) // 2:]
+    n = max(1, len(tail) // WINDOW)
+    return np.array([chunk.mean() for chunk in np.array_split(tail, n)])
+
+
+def summarise(series: Series, preset: str, name: str, size: str, ms: float) -> Summary:
+    def worst(values: np.ndarray, target: np.ndarray) -> float:
+        return float(np.abs(windows(values) / windows(target) - 1).max() * 100)
+
+    n = len(series.clipped)
+    late = slice(n - max(1, n // 10), n)
+    return Summary(preset, name, size, n, ms, float(windows(series.clipped).max()), float(windows(series.clipped)[-1]),
+                   worst(series.brightness, series.targets[:, 0]), worst(series.contrast, series.targets[:, 1]),
+                   worst(series.saturation, series.targets[:, 2]),
+                   float(series.sharpness[late].mean() / series.sharpness[EARLY].mean()),
+                   float(series.hue_r[EARLY].mean()), float(series.hue_r[late].mean()),
+                   float(series.flat[EARLY].mean()), float(series.flat[late].mean()))
+
+
+def looped_video(path: str, frames: int, size: tuple[int, int], folder: Path) -> Path:
+    """`path` looped to at least `frames` frames at `size` (the render's size: decoding stays cheap)."""
+    out = folder / f"{Path(path).stem}-loop-{size[0]}x{size[1]}-{frames}.mp4"
+    if not out.exists():
+        info = media.probe(path)
+        loops = frames // max(1, info.n_frames) + 1
+        subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", str(loops),
+                        "-i", path, "-an", "-vf", f"scale={size[0]}:{size[1]}", "-frames:v", str(frames + 1),
+                        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv444p", str(out)], check=True)
+    return out
+
+
+def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, overrides: list[str],
+        keep: bool) -> tuple[Series, Summary]:
+    """Render one long run and measure it."""
+    source = INPUTS[name]
+    if name == "video":
+        source = str(looped_video(source, frames, size, out))
+    folder = out / f"{preset}-{name}-{size[0]}x{size[1]}"
+    request = RenderRequest(source, output=Path(str(folder) + "/"), preset=preset, overrides=tuple(overrides),
+                            frames=frames, size=size, no_audio=True, overwrite=True)
+    plan = plan_render(request)
+    start = time.perf_counter()
+    render(plan, progress=lambda done, total: print(f"\r  {preset} {name}: {done}/{total}", end="", flush=True))
+    ms = (time.perf_counter() - start) / frames * 1000
+    print()
+    images = [media.load_image(p) for p in sorted(folder.glob("*.png"))]
+    color = plan.preset.color
+    coherence = color.coherence
+    if coherence is Coherence.AUTO:
+        coherence = Coherence.SOURCE if name == "video" else Coherence.FIRST_FRAME
+    if coherence is Coherence.SOURCE:
+        with contextlib.closing(plan.source.frames(0)) as decoded:  # the source frames the render saw, at its size
+            reference = [figures(to_tensor(f), ColorSpace.RGB).numpy()[:3] for f, _ in zip(decoded, images)]
+        targets = np.stack(reference)
+    else:
+        targets = np.repeat(figures(to_tensor(images[0]), ColorSpace.RGB).numpy()[None, :3], len(images), 0)
+    for column, key in enumerate(("brightness", "contrast", "saturation")):
+        scheduled = np.array([getattr(plan.timeline.frame(i), f"color_{key}") for i in range(len(images))])
+        targets[:, column] = np.where(scheduled > 0, scheduled, targets[:, column])
+    series = measure(images, targets)
+    if not keep:
+        shutil.rmtree(folder)
+    return series, summarise(series, preset, name, f"{size[0]}x{size[1]}", ms)
+
+
+def plot(series: Series, summary: Summary, path: Path) -> None:
+    """Figures over time for one render (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.arange(len(series.clipped))
+    fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
+    axes[0].plot(t, series.clipped, lw=0.6)
+    axes[0].axhline(1.0, color="r", ls="--", lw=0.8)
+    axes[0].set_ylabel("clipped %")
+    for column, key in enumerate(("brightness", "contrast", "saturation")):
+        axes[1].plot(t, getattr(series, key) / series.targets[:, column], lw=0.6, label=key)
+    for bound in (0.9, 1.1):
+        axes[1].axhline(bound, color="r", ls="--", lw=0.8)
+    axes[1].set_ylabel("figure / target")
+    axes[1].legend(loc="upper right", fontsize=8)
+    axes[2].plot(t, series.sharpness / series.sharpness[EARLY].mean(), lw=0.6)
+    axes[2].axhline(0.9, color="r", ls="--", lw=0.8)
+    axes[2].set_ylabel("sharpness / early")
+    axes[3].plot(t, series.hue_r, lw=0.6, label="hue R")
+    axes[3].plot(t, series.flat / 100, lw=0.6, label="flat share")
+    axes[3].set_ylabel("hue R, flat")
+    axes[3].set_xlabel("frame")
+    axes[3].legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"{summary.preset}, {summary.input}, {summary.size}, {summary.frames} frames")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def feedback_presets() -> list[str]:
+    return [name for name in preset_names() if load_preset(name).mode is Mode.FEEDBACK]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", default=",".join(feedback_presets()))
+    parser.add_argument("--inputs", default="noise,photo,video")
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--size", default="128x72")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/dreamvid-long-run"))
+    parser.add_argument("--keep", action="store_true", help="keep each render's PNG frames")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    summaries = []
+    for preset in args.presets.split(","):
+        for name in args.inputs.split(","):
+            series, summary = run(preset, name, args.frames, size, args.out, args.overrides, args.keep)
+            plot(series, summary, args.out / f"{preset}.{name}.{args.size}.png")
+            summaries.append(summary)
+            print_table(summaries[-1:])
+            if args.json:  # after every render: a long batch stopped early keeps what it measured
+                args.json.write_text(json.dumps([asdict(s) for s in summaries], indent=1))
+    print(f"\nplots in {args.out}; {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print_table(summaries)
+
+
+def print_table(summaries: list[Summary]) -> None:
+    print("| preset | input | size | frames | ms/frame | clipped % max / end | brightness | contrast | saturation "
+          "| sharpness | hue R start / end | flat % start / end |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in summaries:
+        print(f"| {s.preset} | {s.input} | {s.size} | {s.frames} | {s.ms_per_frame:.0f} | {s.clipped_max:.2f} / "
+              f"{s.clipped_end:.2f} | {s.brightness_dev:.1f} % | {s.contrast_dev:.1f} % | {s.saturation_dev:.1f} % "
+              f"| {s.sharpness_ratio:.2f} | {s.hue_r_start:.2f} / {s.hue_r_end:.2f} | {s.flat_start:.1f} / {s.flat_end:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
