@@ -4,7 +4,8 @@
     python benchmarks/cluster.py --quick          # fewer frames, cheaper dream (plumbing check)
 
 1. **Seams** (no Ray: spans rendered one after the other here, which gives the same frames). Each clip is
-   rendered as one span (a local render) and split for 2 and 3 workers. At each seam the frames from
+   rendered as one span (a local render) and split for 2 and 3 workers, to PNG frames (segment joins in
+   a video add a one-frame compression jump of their own, local renders' too: see README). At each seam the frames from
    ``first - blend - 1`` to ``first`` are compared with the clip: warping error (:func:`metrics.warping_errors`,
    on the source's flow) over the seam zone and at its worst frame, and dream strength
    (:func:`metrics.dream_strength`), each divided by the clip's average; and the same zone of the local render.
@@ -48,38 +49,49 @@ class Recorded(ClusterRender):
         super().keep(result)
 
 
+def frames_of(folder: Path) -> list[np.ndarray]:
+    return [media.load_image(path) for path in media.list_frame_folder(folder)]
+
+
 def request(clip: Path, out: Path, size: tuple[int, int], overrides: tuple[str, ...], frames: int | None) -> RenderRequest:
     return RenderRequest(str(clip), out, ("flow-dream",), overrides, frames=frames, size=size, overwrite=True)
 
 
 def seams(clip: Path, folder: Path, size, overrides, frames, workers_list=(2, 3)) -> list[dict]:
+    rows = []
+    for row in _seams(clip, folder, size, overrides, frames, workers_list):
+        print(f"{row['clip']} | {row['workers']} | {row['seam']} | {row['we_zone']:.2f} | {row['we_max']:.2f} | "
+              f"{row['local_zone']:.2f}, {row['local_max']:.2f} | {row['st_min']:.2f}..{row['st_max']:.2f}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def _seams(clip: Path, folder: Path, size, overrides, frames, workers_list):
     """Seam figures of `clip` split for each worker count, against its local (one-span) render."""
-    local = folder / f"{clip.stem}-local.mp4"
+    local = folder / f"{clip.stem}-local"  # PNG frames: the seams without the codec (see README)
     cluster.run_renders(cluster.whole([plan_render(request(clip, local, size, overrides, frames))]), cluster.LocalExecutor())
     plan = plan_render(request(clip, folder / "probe.mp4", size, overrides, frames))
     source = list(plan.source.frames())
     motion = metrics.SourceMotion.of(source)
-    base = list(media.read_video(local))
+    base = frames_of(local)
     base_we, base_st = metrics.warping_errors(base, motion), metrics.dream_strength(base, source)
-    rows = []
     for workers in workers_list:
-        out = folder / f"{clip.stem}-{workers}.mp4"
+        out = folder / f"{clip.stem}-{workers}"
         render = cluster.split(plan_render(request(clip, out, size, overrides, frames)), workers)
         if len(render.spans.spans) < 2:
             print(f"{clip.name}: too short to split for {workers} workers")
             continue
         cluster.run_renders([render], cluster.LocalExecutor())
-        frames_out = list(media.read_video(out))
+        frames_out = frames_of(out)
         we, st = metrics.warping_errors(frames_out, motion), metrics.dream_strength(frames_out, source)
         for span in render.spans.spans[1:]:
             zone = slice(span.first - render.spans.blend - 1, span.first)  # errors index t-1: frames first-blend..first
-            rows.append(dict(clip=clip.stem, workers=workers, seam=span.first, n=len(frames_out),
+            yield (dict(clip=clip.stem, workers=workers, seam=span.first, n=len(frames_out),
                              we_zone=we[zone].mean() / we.mean(), we_max=we[zone].max() / we.mean(),
                              local_zone=base_we[zone].mean() / base_we.mean(), local_max=base_we[zone].max() / base_we.mean(),
                              st_min=st[zone.start + 1:span.first + 1].min() / st.mean(),
                              st_max=st[zone.start + 1:span.first + 1].max() / st.mean(),
                              we_clip=we.mean(), we_local=base_we.mean(), st_clip=st.mean(), st_local=base_st.mean()))
-    return rows
 
 
 def throughput(clip: Path, folder: Path, size, overrides, frames) -> dict[int, list[SpanResult]]:
@@ -109,6 +121,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120, help="frames of each generated scene (bunny: all 132)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-seams", action="store_true")
+    parser.add_argument("--scenes", default="crossing,street", help="generated scenes besides bunny ('' for none)")
+    parser.add_argument("--splits", default="2,3", help="worker counts to split for in the seam measure")
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--gpu-speedup", type=float, default=40.0,
                         help="assumed GPU speed-up over this 2-core CPU per frame (an assumption, see README)")
@@ -122,7 +136,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dreamvid-cluster-bench-") as tmp:
         folder = Path(tmp)
         clips = [ROOT / "samples" / "bunny.mp4"]
-        for name in ("crossing", "street"):
+        args.splits = [int(v) for v in args.splits.split(",")]
+        for name in filter(None, args.scenes.split(",")):
             scene = make_scene(name, size, frames, seed=1, fps=25.0)
             clips.append(scene.write(folder / f"{name}.mp4"))
         if not args.skip_seams:
@@ -130,10 +145,7 @@ def main() -> None:
             print("clip | workers | seam at | WE zone | WE worst | local render's WE zone, worst | strength min..max")
             rows = []
             for clip in clips:
-                rows += seams(clip, folder, size, overrides, None if clip.stem == "bunny" else frames)
-            for r in rows:
-                print(f"{r['clip']} | {r['workers']} | {r['seam']} | {r['we_zone']:.2f} | {r['we_max']:.2f} | "
-                      f"{r['local_zone']:.2f}, {r['local_max']:.2f} | {r['st_min']:.2f}..{r['st_max']:.2f}")
+                rows += seams(clip, folder, size, overrides, None if clip.stem == "bunny" else frames, args.splits)
             if rows:
                 print(f"over {len(rows)} seams: WE zone mean {np.mean([r['we_zone'] for r in rows]):.2f} "
                       f"(local render, same frames: {np.mean([r['local_zone'] for r in rows]):.2f}); strength "

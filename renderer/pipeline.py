@@ -584,8 +584,21 @@ class SpanOutput:
         return self.first <= index and (self.stop is None or index < self.stop)
 
 
+def opening_strength(plan: RenderPlan) -> float | None:
+    """The dream strength (mean |dream - source|, [0, 1] units) of the render's fully dreamed first frame,
+    which flow mode holds the whole render to; None in feedback mode. Dreams that one frame."""
+    if plan.preset.mode is not Mode.FLOW:
+        return None
+    with contextlib.closing(plan.source.frames(0)) as frames:
+        image = next(frames)
+    state = LoopState(tile=plan.tile)
+    FrameDreamer(plan, plan.tile).group([FrameInput(0, image)], state,
+                                        torch.Generator().manual_seed(plan.preset.output.seed))
+    return state.strength
+
+
 def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[SpanOutput],
-                progress: Callable[[int], None] | None = None) -> list[int]:
+                progress: Callable[[int], None] | None = None, strength: float | None = None) -> list[int]:
     """Render frames ``[start, stop)`` of `plan` as a render that begins at frame `start` (dreamed in
     full, with a fresh state seeded by :func:`span_seed`), writing each frame into the `outputs` that
     hold its index; a frame no output holds is dreamed and discarded (a warm-up). `start` must be a
@@ -593,13 +606,15 @@ def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[Sp
     ``stop=None``: to the end of the source; otherwise ``stop - 1`` should be a keyframe.
 
     With ``start == 0`` the frames are those of :func:`render`, bit for bit; a span that starts later
-    carries a different dream (the same look, not the same pixels). Returns the frames written to each
-    output; `progress` receives the frames rendered so far, warm-up included.
+    carries a different dream (the same look, not the same pixels). Flow mode holds a span to
+    `strength` (:func:`opening_strength`: the render's own) when given, else to its first frame's.
+    Returns the frames written to each output; `progress` receives the frames rendered so far, warm-up
+    included.
     """
     source, preset = plan.source, plan.preset
     if start:
         plan = dataclasses.replace(plan, timeline=_OpeningTimeline(**vars(plan.timeline), opening=start))
-    state = LoopState(next_frame=start, tile=plan.tile)
+    state = LoopState(next_frame=start, tile=plan.tile, strength=strength)
     generator = torch.Generator().manual_seed(span_seed(preset.output.seed, start))
     dreamer = FrameDreamer(plan, plan.tile)
     with contextlib.ExitStack() as stack:

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from .. import media
 from ..errors import InputError
-from ..pipeline import RenderInterrupted, finish_render, segment_crf
+from ..pipeline import RenderInterrupted, finish_render, opening_strength, segment_crf
 from ..plan import RenderPlan
 from ..workdir import LoopState
 from .progress import ProgressSnapshot, ProgressTracker
@@ -73,9 +73,13 @@ class ClusterRender:
         self.digest = plan.digest()
         self.spans = spans
         self.done: dict[int, dict[str, int]] = {}
+        self.strength: float | None = None
         if plan.resume:
             self._load()
         else:
+            # Every span holds the dream to the strength of the render's first frame, as a local render does
+            # (each span's own opening frame would give each its own strength).
+            self.strength = opening_strength(plan) if len(spans.spans) > 1 else None
             self.work.create()
             self.work.save(LoopState(tile=plan.tile), self.digest)
             self._save()
@@ -88,7 +92,8 @@ class ClusterRender:
 
     def _save(self) -> None:
         data = {"digest": self.digest, "warmup": self.spans.warmup, "blend": self.spans.blend,
-                "n_frames": self.spans.n_frames, "spans": [dataclasses.asdict(s) for s in self.spans.spans],
+                "n_frames": self.spans.n_frames, "strength": self.strength,
+                "spans": [dataclasses.asdict(s) for s in self.spans.spans],
                 "done": {str(k): v for k, v in self.done.items()}}
         with media.atomic_path(self.record) as tmp:
             tmp.write_text(json.dumps(data, indent=1))
@@ -103,6 +108,7 @@ class ClusterRender:
             raise InputError(f"the unfinished render in {self.work.path} used different settings or input",
                              hint="run the same command as before with --resume, or pass --overwrite to start over")
         self.spans = SpanPlan(tuple(Span(**s) for s in data["spans"]), data["warmup"], data["blend"], data["n_frames"])
+        self.strength = data["strength"]
         for key, counts in data["done"].items():
             if all(self._complete(int(key), role, n) for role, n in counts.items()):
                 self.done[int(key)] = counts
@@ -123,7 +129,8 @@ class ClusterRender:
         """The spans still to render."""
         lite = portable(self.plan)
         label = self.plan.output.name
-        return [SpanJob(self.index, f"{label} span {s.index + 1}/{len(self.spans.spans)}", lite, s, self.device)
+        return [SpanJob(self.index, f"{label} span {s.index + 1}/{len(self.spans.spans)}", lite, s, self.device,
+                        self.strength)
                 for s in self.spans.spans if s.index not in self.done]
 
     def finished_frames(self) -> int:

@@ -51,7 +51,8 @@ class ProgressTracker:
     def report(self, worker: str, key: Hashable, label: str, frames: int, pid: int | None = None) -> None:
         """`worker` (process `pid`) has dreamed `frames` frames of the span `key` (named `label`) so far."""
         self._spans[key] = (worker, frames)
-        self._workers[worker] = (label, pid)
+        known = self._workers.get(worker, (label, None))[1]
+        self._workers[worker] = (label, pid if pid is not None else known)
 
     def snapshot(self) -> ProgressSnapshot:
         now = time.monotonic()

@@ -158,4 +158,7 @@ class RayExecutor:
                     queue.appendleft(job)
                     continue
                 idle.append(actor)
+                tracker.report(result.worker, (job.render, job.span.index), job.label, result.frames)
                 done(result)
+                if progress:
+                    progress(tracker.snapshot())

@@ -42,6 +42,7 @@ class SpanJob:
         plan: the render's plan without its model and objectives (:func:`portable`), rebuilt on the worker.
         span: the frames to render.
         device: ``auto``, ``cpu``, ``cuda``...: picked on the worker.
+        strength: flow mode's dream strength for every span of the render (its first frame's), or None.
     """
 
     render: int
@@ -49,6 +50,7 @@ class SpanJob:
     plan: RenderPlan
     span: Span
     device: str = "auto"
+    strength: float | None = None
 
     @property
     def frames(self) -> int:
@@ -119,7 +121,7 @@ def run_span(job: SpanJob, models: ModelCache, worker: str,
     plan = models.attach(job.plan, job.device)
     with tempfile.TemporaryDirectory(prefix="dreamvid-span-") as tmp:
         outputs = span_outputs(job.span, Path(tmp), plan.format)
-        counts = render_span(plan, job.span.start, job.span.stop, list(outputs.values()), progress)
+        counts = render_span(plan, job.span.start, job.span.stop, list(outputs.values()), progress, job.strength)
         files = {role: pack(out.path) for role, out in outputs.items()}
     written = dict(zip(outputs, counts))
     rendered = job.span.warmup + written["main"] + written.get("tail", 0)  # head frames are warm-up frames
