@@ -9,7 +9,7 @@ import numpy as np
 from conftest import SAMPLES, dreamvid
 from renderer import media
 
-OVERRIDES = ["dream.steps=1", "dream.octaves=1", "dream.first_steps=1", "dream.first_octaves=1", "dream.objective=mixed3b"]
+OVERRIDES = ["dream.working_size=0", "dream.steps=1", "dream.octaves=1", "dream.first_steps=1", "dream.first_octaves=1", "dream.objective=mixed3b"]
 FAST_SET = "[" + ", ".join(f'"{o}"' for o in OVERRIDES) + "]"
 
 

@@ -22,7 +22,7 @@ from renderer.pipeline import RenderInterrupted
 from renderer.plan import RenderRequest, plan_render
 from renderer.timeline import build_timeline
 
-FAST = ("dream.steps=1", "dream.octaves=1", "dream.first_steps=2", "dream.first_octaves=1", "dream.objective=mixed3b")
+FAST = ("dream.working_size=0", "dream.steps=1", "dream.octaves=1", "dream.first_steps=2", "dream.first_octaves=1", "dream.objective=mixed3b")
 BUNNY = SAMPLES / "bunny.mp4"
 
 

@@ -16,7 +16,8 @@ from renderer.pipeline import RenderInterrupted, loop_segments, render
 from renderer.plan import RenderRequest, plan_render
 
 FPS = 12
-FAST = ("dream.steps=1", "dream.octaves=1", "dream.first_steps=2", "dream.first_octaves=1", "dream.objective=mixed3b")
+FAST = ("dream.working_size=0", "dream.steps=1", "dream.octaves=1", "dream.first_steps=2", "dream.first_octaves=1",
+        "dream.objective=mixed3b")
 
 
 def request(input: str | Path, output: Path, preset: str = "fractal-zoom", **kw) -> RenderRequest:

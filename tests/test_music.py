@@ -27,7 +27,7 @@ def test_beat_zoom_lunges_on_the_beat(capsys, monkeypatch, tmp_path, clicks):
     out = tmp_path / "beat.mp4"
     code, _, err = dreamvid(capsys, monkeypatch, "render", SAMPLES / "chelsea.jpg", "-o", out, "--audio", clicks,
                             "--preset", "beat-zoom", "--size", "160x112", "--fps", str(FPS), "--quiet",
-                            "--set", "dream.steps=1", "--set", "dream.octaves=1", "--set", "dream.first_steps=2",
+                            "--set", "dream.working_size=0", "--set", "dream.steps=1", "--set", "dream.octaves=1", "--set", "dream.first_steps=2",
                             "--set", "dream.first_octaves=1", "--set", "output.crf=10")
     assert code == 0, err
     frames = list(media.read_video(out))
