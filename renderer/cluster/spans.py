@@ -3,8 +3,9 @@
 Flow mode carries the dream from frame to frame, so a span that starts in the middle of a clip cannot
 continue the dream of the span before it (that one is being rendered at the same time). Instead each
 span after the first starts with a **warm-up**: it begins ``warmup`` frames before its first kept
-frame, dreams that frame in full as a render's first frame is, and carries the dream forward until the
-dream's strength has settled; those frames are discarded. The two spans still carry different
+frame, dreams that frame as the render dreams a region it has to renew (see
+:class:`renderer.pipeline._OpeningTimeline`), and carries the dream forward until it has settled; those
+frames are discarded. The two spans still carry different
 hallucinations, so at each **seam** the last ``blend`` frames of the earlier span and the last
 ``blend`` warm-up frames of the later one (the same frame indices) are cross-faded
 (:mod:`renderer.cluster.seams`): the dream changes over ``blend`` frames instead of jumping in one.
@@ -28,7 +29,7 @@ from ..timeline import Timeline
 #: less to a frame's warping error than the clip's own frame-to-frame variation (measured on
 #: samples/bunny.mp4: see benchmarks/README.md, "Rendering on a cluster").
 BLEND_FRAMES = 12
-#: Warm-up frames before the blend: the fully dreamed opening frame's strength settles in about this many.
+#: Warm-up frames before the blend, for the opening frame's dream to settle into the carry.
 SETTLE_FRAMES = 8
 #: A span keeps at least this many times its warm-up in frames (warm-up overhead at most 1/3)...
 MIN_SPAN_FACTOR = 3
