@@ -4,6 +4,7 @@ killed mid-span, a driver interrupted and resumed."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +123,7 @@ def ray_tmp(monkeypatch):
                     os.kill(int(entry.name), signal.SIGKILL)
             except OSError:
                 pass
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.slow
