@@ -47,7 +47,7 @@ HELP: dict[str, str] = {
     "dream.first_octaves": "octaves on the first frame", "motion.zoom": "scale per second (>1 zooms in)",
     "motion.angle": "degrees per second, counter-clockwise", "motion.translate_x": "frame widths per second",
     "motion.translate_y": "frame heights per second", "motion.center_x": "zoom centre, share of width",
-    "motion.center_y": "zoom centre, share of height", "motion.mix": "share of the source video blended in",
+    "motion.center_y": "zoom centre, share of height", "motion.mix": "share of the current source frame in each frame",
     "flow.method": "optical flow estimator", "flow.carry": "share of the dream carried to the next frame",
     "flow.consistency": "drop the carry where the source changed", "flow.refine": "dream where the carry holds",
     "flow.refresh": "dream where the carry was dropped", "color.match": "pull colours toward the source",
