@@ -213,7 +213,6 @@ def batch(
         typer.echo(f"wrote {result}")
 
 
-
 class progress_bar:
     """A rich progress bar (frames, frames per second, ETA) as a callback; nothing when quiet."""
 
