@@ -1,10 +1,11 @@
 """Live-preview latency of `dreamvid studio`: one frame dreamed with a preset's settings, the way the
 server dreams it (network loaded once, frame decoded once), for a few layers.
 
-    python benchmarks/studio_preview.py [--preset fractal-zoom] [--input samples/cat-pan.mp4] [--repeat 3] [--threads N]
+    python benchmarks/studio_preview.py [--preset fractal-zoom] [--input samples/cat-pan.mp4] [--repeat 3] [--rendering]
 
 Prints the seconds per preview (median and worst) per layer, and the machine's load (the CPU is
-shared: other work running at the same time slows every figure).
+shared: other work running at the same time slows every figure). The previewer takes every core when
+no render runs, half of them with ``--rendering`` (as while the studio renders).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import torch
 
 from renderer.config import load_preset
-from renderer.studio.preview import PREVIEW_THREADS, InputSpec, Previewer
+from renderer.dream.engine import Precision, compute_dtype
+from renderer.studio.preview import IDLE_THREADS, PREVIEW_THREADS, InputSpec, Previewer
 from renderer.studio.workspace import Workspace
 
 LAYERS = ("mixed3a", "mixed4c", "mixed5a")
@@ -43,11 +45,12 @@ def main() -> None:
     parser.add_argument("--preset", default="fractal-zoom")
     parser.add_argument("--input", type=Path, default=Path(__file__).resolve().parents[1] / "samples" / "cat-pan.mp4")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=PREVIEW_THREADS, help="torch threads (the studio's default)")
+    parser.add_argument("--rendering", action="store_true", help="as if a render ran beside the previews")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    previewer = Previewer(Workspace.open(args.input.parent), device="cpu")
-    print(f"preset {args.preset}, {args.input.name} frame 40, {os.cpu_count()} CPUs, {args.threads} threads, "
+    previewer = Previewer(Workspace.open(args.input.parent), device="cpu", rendering=lambda: args.rendering)
+    threads = PREVIEW_THREADS if args.rendering else IDLE_THREADS
+    print(f"preset {args.preset}, {args.input.name} frame 40, {os.cpu_count()} CPUs, {threads} threads, "
+          f"precision {compute_dtype(Precision.AUTO, previewer.device) or torch.float32}, "
           f"load average {os.getloadavg()[0]:.1f}")
     try:
         asyncio.run(measure(previewer, InputSpec(args.input.name), args.preset, args.repeat))

@@ -73,8 +73,8 @@ class PresetBody(SettingsBody):
 
 def create_app(workspace: Workspace, guard: Guard, device: str = "auto") -> FastAPI:
     """The studio for `workspace`, guarded by `guard`."""
-    previewer = Previewer(workspace, device)
     jobs = JobQueue(workspace)
+    previewer = Previewer(workspace, device, rendering=lambda: jobs.rendering)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -127,6 +127,11 @@ class JobQueue:
             self._enqueue(job)
             return job
 
+    @property
+    def rendering(self) -> bool:
+        """Whether a render is running now."""
+        return self._running is not None
+
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
             return [job.to_json() for job in self.jobs.values()]

@@ -41,21 +41,33 @@ from ..sources import NOISE, Source, open_source
 from ..timeline import Timeline, build_timeline
 from .workspace import Workspace
 
-#: Threads the server process gives torch on the CPU: half the cores. The preview shares the CPU with
-#: renders (and whatever else runs); torch's OpenMP threads spin when the cores are oversubscribed.
-#: Measured with benchmarks/studio_preview.py on this project's 2-core machine under a load of 5-6:
-#: 0.9-1.6 s per preview with 1 thread, 3.5-42 s with 2.
+#: Threads a preview gives torch on the CPU while a render runs: half the cores. torch's OpenMP
+#: threads spin when the cores are oversubscribed: measured with benchmarks/studio_preview.py on this
+#: project's 2-core machine under a load of 5-6, 0.9-1.6 s per preview with 1 thread, 3.5-42 s with 2.
 PREVIEW_THREADS = max(1, (os.cpu_count() or 2) // 2)
+#: ... and while no render runs: every core (2-core machine, fractal-zoom at its 360 px working size,
+#: mixed4c: 3.1 s with 1 thread, 2.1 s with 2; see benchmarks/README.md).
+IDLE_THREADS = os.cpu_count() or 1
+#: Gradient steps per octave of a live preview (the --preview pass's first frame takes 5 to 8): what
+#: keeps it near a second at the 360 px working size on 2 cores. Fewer, larger steps keep the look:
+#: the cat photo at 640x360, 10 steps against 3 (step size x sqrt(10/3)): strength 0.0315 / 0.0288
+#: (mixed4c), 0.0566 / 0.0557 (deep-objects), sharpness +7 % and +12 %, 4.0 s against 1.0 s.
+LIVE_STEPS = 3
 #: JPEG quality of preview images.
 JPEG_QUALITY = 88
 
 
 def preview_dream_settings(preview: Preset, frame: DreamSettings) -> DreamSettings:
-    """How a preview dreams frame settings `frame` of the ``--preview`` preset `preview`
+    """How a live preview dreams frame settings `frame` of the ``--preview`` preset `preview`
     (:func:`renderer.config.preview_preset`, whose step sizes already make up for its fewer steps):
-    like that pass's first frame, ``dream.first_steps`` on ``dream.first_octaves`` octaves at the
-    preset's working size, so the features have the size and strength the render gives them."""
-    return dataclasses.replace(frame, steps=preview.dream.first_steps, octaves=preview.dream.first_octaves)
+    like that pass's first frame, on ``dream.first_octaves`` octaves at the preset's working size, so
+    the features have the size the render gives them, in at most LIVE_STEPS steps per octave, each
+    larger by the same square-root rule, so they have its strength too."""
+    first = preview.dream.first_steps
+    steps = min(first, LIVE_STEPS)
+    factor = (first / steps) ** 0.5 if steps else 1.0
+    return dataclasses.replace(frame, steps=steps, octaves=preview.dream.first_octaves,
+                               step_size=frame.step_size * factor)
 
 
 class PreviewCancelled(Exception):
@@ -101,8 +113,10 @@ def encode_jpeg(frame: np.ndarray) -> bytes:
 class Previewer:
     """Dreams preview frames for one workspace; holds the loaded networks."""
 
-    def __init__(self, workspace: Workspace, device: str = "auto") -> None:
+    def __init__(self, workspace: Workspace, device: str = "auto", rendering: Callable[[], bool] = lambda: False) -> None:
+        """`rendering` says whether a render is running beside the previews (they then take half the cores)."""
         self.workspace = workspace
+        self.rendering = rendering
         self.device = pick_device(device)
         self._models = _Cache(2)
         self._objectives = _Cache(32)
@@ -208,6 +222,8 @@ class Previewer:
         model = self.model(preset)
         objective = self._checked(self.objective(model, settings.objective), generation)
         generator = torch.Generator().manual_seed(preset.output.seed)
+        if self.device.type == "cpu":
+            torch.set_num_threads(PREVIEW_THREADS if self.rendering() else IDLE_THREADS)
         if image is None:
             init, reference = noise_frame(small.height, small.width, generator, self.device), None
         else:
