@@ -12,7 +12,8 @@
 2. **Throughput**: the same flow render on a private Ray instance with 1 worker, then 2 (one thread each):
    frames dreamed per second of each span's wall time (model loading included), per worker.
 3. **Warm-up share**: warm-up frames over kept frames for a few clip lengths and worker counts.
-4. **8 GPUs at 1080p**, on paper: per-frame cost at 1080p scaled from the measured cost per pixel here,
+4. **8 GPUs at 1080p**, on paper: per-frame cost at 1080p scaled from the measured cost by the pixels
+   dreamed per frame (all octaves, working size included),
    divided by a GPU speed-up that is an assumption (``--gpu-speedup``), with the warm-up share for 8 workers.
 """
 
@@ -31,6 +32,7 @@ from renderer import cluster, media, metrics
 from renderer.cluster.driver import ClusterRender
 from renderer.cluster.worker import SpanResult
 from renderer.config import Mode, load_preset
+from renderer.dream.engine import octave_sizes
 from renderer.plan import RenderRequest, plan_render
 from renderer.scenes import make_scene
 from renderer.timeline import build_timeline
@@ -115,6 +117,15 @@ def throughput(clip: Path, folder: Path, size, overrides, frames) -> dict[int, l
     return found
 
 
+def dreamed_pixels(timeline, size: tuple[int, int]) -> int:
+    """Pixels a dream step of frame 1's settings (frame 0 is dreamed in full) covers at frame size
+    (w, h), summed over its octaves: what a frame's dreaming costs, in proportion (a frame under the
+    working size is dreamed at it)."""
+    dream = timeline.frame(1).dream
+    width, height = size
+    return sum(h * w for h, w in octave_sizes(height, width, dream.octaves, dream.octave_scale, dream.working_size))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="160x90")
@@ -169,12 +180,14 @@ def main() -> None:
         print(f"  {n} frames, {workers} workers: {len(plan.spans)} spans, {100 * plan.overhead:.1f} %")
     print("\n4. 8 GPUs at 1080p, on paper")
     if per_frame is not None:
-        pixels = size[0] * size[1]
-        cpu_1080 = per_frame * 1920 * 1080 / pixels
+        dreamed = dreamed_pixels(timeline, size)
+        cpu_1080 = per_frame * dreamed_pixels(timeline, (1920, 1080)) / dreamed
         gpu = cpu_1080 / args.gpu_speedup
         share = cluster.plan_spans(Mode.FLOW, 4500, 8, timeline).overhead
         print(f"  measured here: {1000 * per_frame:.0f} ms/frame at {args.size} on one thread -> {cpu_1080:.1f} s/frame at "
-              f"1080p by pixels; a GPU {args.gpu_speedup:g}x faster: {1000 * gpu:.0f} ms/frame")
+              f"1080p by the pixels dreamed per frame (the octaves at the working size and the detail octaves: "
+              f"{dreamed_pixels(timeline, (1920, 1080)) / dreamed:.1f}x); a GPU {args.gpu_speedup:g}x faster: "
+              f"{1000 * gpu:.0f} ms/frame")
         print(f"  8 GPUs, 3-minute clip (4500 frames at 25 fps), warm-up {100 * share:.1f} %: "
               f"{8 / (gpu * (1 + share)):.1f} frames/s, the clip in {4500 * gpu * (1 + share) / 8 / 60:.1f} min "
               f"(one GPU: {4500 * gpu / 60:.1f} min)")
