@@ -432,6 +432,11 @@ def dump_toml(preset: Preset, header: Sequence[str] = ()) -> str:
 #: their strength grows about as the square root of their count (measured for the studio on cat-pan:
 #: 4 steps so scaled look like 10; the slow test in tests/test_preview.py compares whole renders).
 PREVIEW_STEP_SHARE = 0.6
+#: A flow-mode preview dreams every PREVIEW_CADENCE-th keyframe of the render's, the frames between
+#: carried along the flow (tests/test_preview.py: strength, colour and sharpness as the render's). In
+#: feedback mode the tweened frames are softer (8 frames of deep-objects: sharpness -25 %, fractal-zoom
+#: -13 %), so a feedback preview dreams every frame its render dreams.
+PREVIEW_CADENCE = 2
 
 
 def preview_steps(steps: int) -> tuple[int, float]:
@@ -461,7 +466,13 @@ def preview_preset(preset: Preset) -> Preset:
                                     "dream.steps"),
         step_size=parse_schedule(_scaled_source(dream.step_size, factor), "dream.step_size"),
         first_steps=first)
-    return dataclasses.replace(preset, dream=preview)
+    preset = dataclasses.replace(preset, dream=preview)
+    # Flow mode: fewer frames dreamed, PREVIEW_CADENCE times the cadence (a scheduled one is kept).
+    flow = preset.flow
+    if preset.mode is Mode.FLOW and flow.cadence.is_constant:
+        cadence = min(round(flow.cadence.constant) * PREVIEW_CADENCE, 16)
+        preset = dataclasses.replace(preset, flow=dataclasses.replace(flow, cadence=parse_schedule(cadence, "flow.cadence")))
+    return preset
 
 
 def _scaled_source(schedule: Schedule, factor: float) -> float | str:

@@ -29,6 +29,10 @@ def test_a_preview_keeps_the_look_and_makes_fewer_steps_as_strong() -> None:
         ctx = ScheduleContext(n_frames=48, fps=24.0, bpm=120.0)
         ratio = fast.step_size.evaluate(ctx) / full.step_size.evaluate(ctx)
         assert np.allclose(ratio, factor, rtol=1e-4) and factor == pytest.approx((steps / fewer) ** 0.5), name
+        # Flow mode dreams fewer frames (twice the cadence); feedback mode every frame its render does.
+        section = preset.mode.cadence_section
+        cadence = (getattr(preset, section).cadence.constant, getattr(preview, section).cadence.constant)
+        assert cadence[1] == (min(2 * cadence[0], 16) if section == "flow" else cadence[0]), name
 
 
 def test_the_studio_preview_dreams_the_preview_pass_first_frame_in_fewer_larger_steps() -> None:
