@@ -237,7 +237,11 @@ class FrameDreamer:
         (revealed, changed: ``flow.consistency``), the carry is dropped."""
         flow_t = flow_to_tensor(flow, self.device)
         # One resampling for residual, coverage and the source frame the consistency test compares.
-        warped = warp(torch.cat([carried.residual, carried.valid, before], 1), flow_t, interpolation=Interpolation.KEYS)
+        # Zeros outside the frame: what enters at an edge (a pan's new side) arrives with no coverage and
+        # is dreamed afresh. Border padding stretched the edge column's dream across it in streaks that
+        # the consistency test missed wherever the entering picture was smooth (a blurred background).
+        warped = warp(torch.cat([carried.residual, carried.valid, before], 1), flow_t, interpolation=Interpolation.KEYS,
+                      padding_mode="zeros")
         residual, valid = warped[:, :3], warped[:, 3:4].clamp(0.0, 1.0)
         if self.plan.preset.flow.consistency:
             mask = photometric_mask(warped[:, 4:], after)
