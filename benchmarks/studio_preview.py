@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from renderer.config import load_preset
-from renderer.dream.engine import Precision, compute_dtype
-from renderer.studio.preview import IDLE_THREADS, PREVIEW_THREADS, InputSpec, Previewer
+from renderer.dream.engine import Precision
+from renderer.studio.preview import IDLE_THREADS, PREVIEW_THREADS, InputSpec, Previewer, live_precision
 from renderer.studio.workspace import Workspace
 
 LAYERS = ("mixed3a", "mixed4c", "mixed5a")
@@ -50,7 +50,7 @@ def main() -> None:
     previewer = Previewer(Workspace.open(args.input.parent), device="cpu", rendering=lambda: args.rendering)
     threads = PREVIEW_THREADS if args.rendering else IDLE_THREADS
     print(f"preset {args.preset}, {args.input.name} frame 40, {os.cpu_count()} CPUs, {threads} threads, "
-          f"precision {compute_dtype(Precision.AUTO, previewer.device) or torch.float32}, "
+          f"live precision {live_precision(Precision.AUTO).value} (cpu), "
           f"load average {os.getloadavg()[0]:.1f}")
     try:
         asyncio.run(measure(previewer, InputSpec(args.input.name), args.preset, args.repeat))

@@ -59,7 +59,7 @@ def still(
     weights: Annotated[Optional[str], typer.Option(metavar="FILE", help="Weight file (default: the packaged or cached weights).")] = None,
     device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, mps.")] = "auto",
     tile: Annotated[int, typer.Option(metavar="PX", help="Tile side in px for big images (dream); 0 = auto from free memory, -1 = off.")] = DEFAULTS.tile,
-    precision: Annotated[Precision, typer.Option(case_sensitive=False, help="auto: bf16/fp16 on CUDA, bf16 on CPUs with AMX, fp32 elsewhere.")] = DEFAULTS.precision,
+    precision: Annotated[Precision, typer.Option(case_sensitive=False, help="auto: bf16/fp16 on CUDA, fp32 elsewhere (bf16 is faster on CPUs with AMX).")] = DEFAULTS.precision,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

@@ -102,10 +102,7 @@ def visualise(model: nn.Module, objective: Objective, size: tuple[int, int], set
         progress: called as ``progress(step, total_steps, score)`` after each step.
     """
     device = next(model.parameters()).device
-    # On the CPU, auto stays fp32 here even with AMX: 24 classes at 224 px (benchmarks/classes.py) were
-    # named first by the judge for 16 in fp32 and 12 in bf16 (top 5: 19 and 17), at 7.1 and 6.3 s each.
-    cpu_auto = settings.precision is Precision.AUTO and device.type == "cpu"
-    dtype = None if cpu_auto else compute_dtype(settings.precision, device)
+    dtype = compute_dtype(settings.precision, device)
     height, width = size
     sizes = [(max(16, round(height / settings.octave_scale ** i)), max(16, round(width / settings.octave_scale ** i)))
              for i in reversed(range(settings.octaves))]

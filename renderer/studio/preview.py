@@ -34,6 +34,7 @@ from ..color import channel_stats, match_color
 from ..config import Preset, preview_preset
 from ..devices import pick_device
 from ..dream import DreamSettings, Objective, dream, parse_objective
+from ..dream.engine import Precision, cpu_has_amx
 from ..frames import load_frame, noise_frame, to_tensor, to_uint8
 from ..models import load_backbone
 from ..plan import preview_source, soundtrack_features
@@ -67,7 +68,13 @@ def preview_dream_settings(preview: Preset, frame: DreamSettings) -> DreamSettin
     steps = min(first, LIVE_STEPS)
     factor = (first / steps) ** 0.5 if steps else 1.0
     return dataclasses.replace(frame, steps=steps, octaves=preview.dream.first_octaves,
-                               step_size=frame.step_size * factor)
+                               step_size=frame.step_size * factor, precision=live_precision(frame.precision))
+
+
+def live_precision(precision: Precision) -> Precision:
+    """bf16 for ``auto`` on a CPU with AMX tiles: a live preview is one frame, shown for its look, where
+    bf16's 1.4x counts and its gradient noise (which makes a video flicker more) does not."""
+    return Precision.BF16 if precision is Precision.AUTO and cpu_has_amx() else precision
 
 
 class PreviewCancelled(Exception):
