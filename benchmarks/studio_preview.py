@@ -50,7 +50,7 @@ def main() -> None:
     previewer = Previewer(Workspace.open(args.input.parent), device="cpu", rendering=lambda: args.rendering)
     threads = PREVIEW_THREADS if args.rendering else IDLE_THREADS
     print(f"preset {args.preset}, {args.input.name} frame 40, {os.cpu_count()} CPUs, {threads} threads, "
-          f"live precision {live_precision(Precision.AUTO).value} (cpu), "
+          f"live precision {live_precision(Precision.AUTO, previewer.device).value}, "
           f"load average {os.getloadavg()[0]:.1f}")
     try:
         asyncio.run(measure(previewer, InputSpec(args.input.name), args.preset, args.repeat))

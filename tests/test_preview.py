@@ -89,3 +89,15 @@ def test_a_preview_pass_shows_the_render_look(preset, tmp_path, capsys, monkeypa
     assert got["sharpness"] == pytest.approx(want["sharpness"], rel=0.2)  # no working size: +26 %
     for channel in "rgb":
         assert got[channel] == pytest.approx(want[channel], abs=0.02)
+
+
+def test_a_live_preview_runs_bf16_only_for_auto_on_an_amx_cpu() -> None:
+    import torch
+
+    from renderer.dream.engine import Precision, cpu_has_amx
+    from renderer.studio.preview import live_precision
+
+    cpu = torch.device("cpu")
+    assert live_precision(Precision.FP32, cpu) is Precision.FP32  # asked for: kept
+    assert live_precision(Precision.AUTO, torch.device("cuda")) is Precision.AUTO  # the GPU's own choice
+    assert live_precision(Precision.AUTO, cpu) is (Precision.BF16 if cpu_has_amx() else Precision.AUTO)

@@ -68,13 +68,14 @@ def preview_dream_settings(preview: Preset, frame: DreamSettings) -> DreamSettin
     steps = min(first, LIVE_STEPS)
     factor = (first / steps) ** 0.5 if steps else 1.0
     return dataclasses.replace(frame, steps=steps, octaves=preview.dream.first_octaves,
-                               step_size=frame.step_size * factor, precision=live_precision(frame.precision))
+                               step_size=frame.step_size * factor)
 
 
-def live_precision(precision: Precision) -> Precision:
+def live_precision(precision: Precision, device: torch.device) -> Precision:
     """bf16 for ``auto`` on a CPU with AMX tiles: a live preview is one frame, shown for its look, where
     bf16's 1.4x counts and its gradient noise (which makes a video flicker more) does not."""
-    return Precision.BF16 if precision is Precision.AUTO and cpu_has_amx() else precision
+    cpu_bf16 = device.type == "cpu" and cpu_has_amx()
+    return Precision.BF16 if precision is Precision.AUTO and cpu_bf16 else precision
 
 
 class PreviewCancelled(Exception):
@@ -236,7 +237,9 @@ class Previewer:
         else:
             init = to_tensor(image, self.device)
             reference = channel_stats(init)
-        result = dream(init, model, objective, preview_dream_settings(preset, settings.dream), generator)
+        dream_settings = preview_dream_settings(preset, settings.dream)
+        dream_settings = dataclasses.replace(dream_settings, precision=live_precision(dream_settings.precision, self.device))
+        result = dream(init, model, objective, dream_settings, generator)
         if reference is not None:
             result = match_color(result, reference, settings.color_match)
         return encode_jpeg(to_uint8(result))
