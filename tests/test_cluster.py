@@ -144,7 +144,9 @@ def test_a_worker_killed_mid_span_is_replaced_and_the_output_is_complete(tmp_pat
     result = cluster.render_on_cluster(plan, None, 2, device="cpu", progress=kill_one, announce=said.append)
     assert killed and result == out and "2 spans" in said[0]
     assert media.count_frames(out) == 132 and media.probe(out).has_audio
-    assert len(pids - set(killed)) >= 2  # the span ran again in a fresh worker process
+    # The killed span ran again elsewhere: in a fresh worker process, or in the surviving one once its own
+    # span was done (Ray picks either; counting a fresh process made this test fail now and then).
+    assert pids - set(killed)
 
 
 @pytest.mark.slow
