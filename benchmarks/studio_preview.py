@@ -17,7 +17,6 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
 
 from renderer.config import load_preset
 from renderer.dream.engine import Precision
