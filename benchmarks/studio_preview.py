@@ -17,7 +17,6 @@ import statistics
 import time
 from pathlib import Path
 
-
 from renderer.config import load_preset
 from renderer.dream.engine import Precision
 from renderer.studio.preview import IDLE_THREADS, PREVIEW_THREADS, InputSpec, Previewer, live_precision
