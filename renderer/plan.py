@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -41,6 +42,12 @@ from .workdir import NEVER_TILE, WorkDir
 AUDIO_RATE = 22050
 #: A preview renders at about this many pixels on the longer side.
 PREVIEW_SIDE = 320
+#: A preview of a video, an image or noise runs at this share of the render's frame rate (the same
+#: seconds, half the frames: schedules and motion are per second, so the zoom travels as far and the
+#: soundtrack stays in sync), but not below PREVIEW_MIN_FPS. Half the frames is half the dreaming: the
+#: working size fixes a frame's dreaming cost, so a smaller frame saves little on a clip under 640 px.
+PREVIEW_FPS_SHARE = 0.5
+PREVIEW_MIN_FPS = 12.0
 #: Pessimistic bytes per pixel per frame of each output (segments of dreamed detail), for the disk check.
 _BYTES_PER_PIXEL = {media.OutputFormat.MP4: 0.3, media.OutputFormat.WEBM: 0.3, media.OutputFormat.MOV: 0.8,
                     media.OutputFormat.GIF: 1.0, media.OutputFormat.PNG_FOLDER: 2.5}
@@ -114,8 +121,6 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     overrides += [f"audio.bpm={request.bpm}"] if request.bpm is not None else []
     overrides += ["output.loop=true"] if request.loop or request.loop_bars is not None else []
     preset = load_preset(request.preset, overrides)
-    if request.preview:
-        preset = preview_preset(preset)
     output = Path(request.output) if request.output is not None else default_output(request.input, request.preview)
     fmt = media.output_format(output)
     settings_file = settings_path(output)
@@ -126,7 +131,8 @@ def plan_render(request: RenderRequest) -> RenderPlan:
                          seconds=request.seconds, start=request.start, end=request.end, audio=request.audio,
                          no_audio=request.no_audio or not fmt.supports_audio, even=fmt.needs_even_size)
     if request.preview:
-        source = preview_source(source, fmt.needs_even_size)
+        small = preview_source(source, fmt.needs_even_size)
+        source, preset = small, preview_preset(preset, rate_share=small.fps / source.fps)
     if preset.mode is Mode.FLOW and source.kind not in (SourceKind.VIDEO, SourceKind.FOLDER):
         raise InputError(f"flow mode needs a video or a folder of frames, not {source.kind.value} input",
                          hint="use a feedback preset (e.g. fractal-zoom) for images and noise")
@@ -172,12 +178,22 @@ def settings_path(output: Path) -> Path:
     return output.with_suffix(".toml") if output.suffix else output.with_name(output.name + ".toml")
 
 
-def preview_source(source: Source, even: bool) -> Source:
-    """The same render at about PREVIEW_SIDE px on the longer side."""
+def preview_size(source: Source, even: bool) -> Source:
+    """`source` at about PREVIEW_SIDE px on the longer side (the studio's one-frame previews)."""
     factor = min(1.0, PREVIEW_SIDE / max(source.width, source.height))
     width, height = max(16, round(source.width * factor)), max(16, round(source.height * factor))
     width, height = media.even_size(width, height) if even else (width, height)
     return dataclasses.replace(source, width=width, height=height)
+
+
+def preview_source(source: Source, even: bool) -> Source:
+    """The ``--preview`` pass's input: :func:`preview_size`, at PREVIEW_FPS_SHARE of the frame rate (a
+    folder of frames keeps its rate: its frames are read one by one)."""
+    small = preview_size(source, even)
+    if source.kind is SourceKind.FOLDER or source.fps * PREVIEW_FPS_SHARE < PREVIEW_MIN_FPS:
+        return small
+    return dataclasses.replace(small, fps=source.fps * PREVIEW_FPS_SHARE,
+                               n_frames=max(1, math.ceil(source.n_frames * PREVIEW_FPS_SHARE - 1e-9)))
 
 
 # ------------------------------------------------------------------------------------------ checks

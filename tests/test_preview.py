@@ -29,10 +29,28 @@ def test_a_preview_keeps_the_look_and_makes_fewer_steps_as_strong() -> None:
         ctx = ScheduleContext(n_frames=48, fps=24.0, bpm=120.0)
         ratio = fast.step_size.evaluate(ctx) / full.step_size.evaluate(ctx)
         assert np.allclose(ratio, factor, rtol=1e-4) and factor == pytest.approx((steps / fewer) ** 0.5), name
-        # Flow mode dreams fewer frames (twice the cadence); feedback mode every frame its render does.
+        # Fewer frames come from the frame rate (preview_source), not from a longer cadence.
         section = preset.mode.cadence_section
-        cadence = (getattr(preset, section).cadence.constant, getattr(preview, section).cadence.constant)
-        assert cadence[1] == (min(2 * cadence[0], 16) if section == "flow" else cadence[0]), name
+        assert getattr(preview, section).cadence.source == getattr(preset, section).cadence.source, name
+
+
+def test_a_preview_pass_runs_at_half_the_frame_rate_over_the_same_seconds(tmp_path) -> None:
+    from conftest import ffmpeg
+    from renderer.plan import PREVIEW_SIDE, preview_size, preview_source
+    from renderer.sources import open_source
+
+    clip = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=2", "-c:v", "libx264", clip)
+    source = open_source(str(clip))
+    preview = preview_source(source, even=True)
+    assert (preview.width, preview.height, preview.fps, preview.n_frames) == (PREVIEW_SIDE, 180, 12.5, 25)
+    assert preview.seconds == source.seconds == 2.0
+    frames = list(preview.frames())
+    assert len(frames) == 25 and frames[0].shape == (180, 320, 3)
+    # Not below 12 fps; the studio's one-frame previews keep the render's frame numbers.
+    slow = open_source(str(clip), fps=20.0)
+    assert preview_source(slow, even=True).fps == 20.0
+    assert preview_size(source, even=True).n_frames == 50
 
 
 def test_the_studio_preview_dreams_the_preview_pass_first_frame_in_fewer_larger_steps() -> None:
@@ -62,8 +80,8 @@ def _statistics(frames: list[np.ndarray], source: list[np.ndarray]) -> dict[str,
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["fractal-zoom", "flow-dream", "deep-objects"])
 def test_a_preview_pass_shows_the_render_look(preset, tmp_path, capsys, monkeypatch) -> None:
-    """`--preview` of a 480x270 clip (320x180, 0.6 of the steps) against the full render brought to
-    320x180: the same strength, colour and sharpness. Before issue 10 a preview was dreamed at its own
+    """`--preview` of a 480x270 clip (320x180, half the frame rate, 0.6 of the steps) against the full
+    render brought to 320x180, frame for frame at the same times: the same strength, colour and sharpness. Before issue 10 a preview was dreamed at its own
     pixel size (other features, larger and blurrier) and was 'foggy'."""
     import cv2
 
@@ -83,7 +101,10 @@ def test_a_preview_pass_shows_the_render_look(preset, tmp_path, capsys, monkeypa
     small = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in media.read_video(full)]
     source = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
               for f in media.read_video(clip)]
-    got, want = _statistics(fast_frames, source), _statistics(small, source)
+    # The preview runs at half the frame rate: frame i shows the render's frame 2i.
+    step = round(len(small) / len(fast_frames))
+    assert step == 2 and len(fast_frames) == 4
+    got, want = _statistics(fast_frames, source[::step]), _statistics(small[::step], source[::step])
     print(preset, "preview", {k: round(v, 4) for k, v in got.items()}, "render", {k: round(v, 4) for k, v in want.items()})
     assert got["strength"] == pytest.approx(want["strength"], rel=0.2)
     assert got["sharpness"] == pytest.approx(want["sharpness"], rel=0.2)  # no working size: +26 %

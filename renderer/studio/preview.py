@@ -4,7 +4,7 @@ The network is loaded once per server (per model) and kept; decoded frames, prob
 analysed soundtracks are cached. A preview dreams frame ``k`` of the input the way a render dreams
 its first frame, with the settings the ``--preview`` pass (:func:`renderer.config.preview_preset`)
 gives frame ``k`` (objective, step size, colour match, ...), at the ``--preview`` size
-(:func:`renderer.plan.preview_source`): the same look as the render, fast.
+(:func:`renderer.plan.preview_size`): the same look as the render, fast.
 
 Previews run one at a time on a worker thread. Every new request makes older ones stale: a stale
 preview stops at its next gradient step (:class:`PreviewCancelled`), so the newest change is what
@@ -37,7 +37,7 @@ from ..dream import DreamSettings, Objective, dream, parse_objective
 from ..dream.engine import Precision, cpu_has_amx
 from ..frames import load_frame, noise_frame, to_tensor, to_uint8
 from ..models import load_backbone
-from ..plan import preview_source, soundtrack_features
+from ..plan import preview_size, soundtrack_features
 from ..sources import NOISE, Source, open_source
 from ..timeline import Timeline, build_timeline
 from .workspace import Workspace
@@ -223,7 +223,7 @@ class Previewer:
             raise PreviewCancelled()
         preset = preview_preset(preset)  # the --preview pass's settings: one rule for both previews
         source, timeline, _ = self.timeline(spec, preset)
-        small = preview_source(source, even=False)
+        small = preview_size(source, even=False)
         index = min(max(index, 0), source.n_frames - 1)
         image = self.frame(small, index)
         settings = timeline.frame(index)
@@ -247,7 +247,7 @@ class Previewer:
     async def source_image(self, spec: InputSpec, preset: Preset, index: int) -> bytes:
         """JPEG of frame `index` of the input, undreamed, at preview size (grey for noise)."""
         def make() -> bytes:
-            small = preview_source(self.source(spec, preset), even=False)
+            small = preview_size(self.source(spec, preset), even=False)
             image = self.frame(small, index)
             return encode_jpeg(image if image is not None else np.full((small.height, small.width, 3), 128, np.uint8))
         return await asyncio.get_running_loop().run_in_executor(None, make)
