@@ -11,7 +11,9 @@ brightness  mean luma (Rec. 601), against its target: the first frame's (noise, 
             frame's (video), as the preset's ``color.coherence`` says; scheduled targets when set
 contrast    standard deviation of luma, against its target likewise
 saturation  mean HSV saturation, against its target likewise
-sharpness   variance of the Laplacian of the grey frame, over its mean on the early frames (1..48)
+sharpness   variance of the Laplacian of the grey frame, over its mean on the early frames (1..48), and
+            over its mean on the second tenth of the run ("settled": after a preset whose motion changes
+            early, such as noise-genesis's hold-then-dive, has reached its steady zoom)
 hue R       how much of the colour points one way: the length of the mean saturation-weighted hue
             vector, 0 (every hue) .. 1 (one hue); a drift toward one hue raises it
 flat        share of pixels whose 3x3 neighbourhood is exactly flat (posterised or clipped regions)
@@ -90,6 +92,7 @@ class Summary:
     contrast_dev: float
     saturation_dev: float
     sharpness_ratio: float   # last tenth over early frames
+    sharpness_settled: float  # last tenth over the second tenth
     hue_r_start: float
     hue_r_end: float
     flat_start: float        # %
@@ -140,6 +143,7 @@ def summarise(series: Series, preset: str, name: str, size: str, ms: float) -> S
                    worst(series.brightness, series.targets[:, 0]), worst(series.contrast, series.targets[:, 1]),
                    worst(series.saturation, series.targets[:, 2]),
                    float(series.sharpness[late].mean() / series.sharpness[EARLY].mean()),
+                   float(series.sharpness[late].mean() / series.sharpness[max(1, n // 10):max(2, 2 * n // 10)].mean()),
                    float(series.hue_r[EARLY].mean()), float(series.hue_r[late].mean()),
                    float(series.flat[EARLY].mean()), float(series.flat[late].mean()))
 
@@ -257,12 +261,12 @@ def main() -> None:
 
 def print_table(summaries: list[Summary]) -> None:
     print("| preset | input | size | frames | ms/frame | clipped % max / end | brightness | contrast | saturation "
-          "| sharpness | hue R start / end | flat % start / end |")
+          "| sharpness / early, settled | hue R start / end | flat % start / end |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summaries:
         print(f"| {s.preset} | {s.input} | {s.size} | {s.frames} | {s.ms_per_frame:.0f} | {s.clipped_max:.2f} / "
               f"{s.clipped_end:.2f} | {s.brightness_dev:.1f} % | {s.contrast_dev:.1f} % | {s.saturation_dev:.1f} % "
-              f"| {s.sharpness_ratio:.2f} | {s.hue_r_start:.2f} / {s.hue_r_end:.2f} | {s.flat_start:.1f} / {s.flat_end:.1f} |")
+              f"| {s.sharpness_ratio:.2f}, {s.sharpness_settled:.2f} | {s.hue_r_start:.2f} / {s.hue_r_end:.2f} | {s.flat_start:.1f} / {s.flat_end:.1f} |")
 
 
 if __name__ == "__main__":

@@ -49,9 +49,12 @@ class VisSettings:
         precision: network arithmetic (see :class:`~renderer.dream.engine.Precision`).
     """
 
-    steps: int = 96
+    # Three octaves from half the size up, 128 steps each: the coarse octave lays out one large object
+    # (the network sees the whole picture small), the finer ones add its detail. One octave of 96 steps
+    # tiled the picture with parts and textures of the class (benchmarks/classes.py, README).
+    steps: int = 128
     learning_rate: float = 0.05
-    octaves: int = 1
+    octaves: int = 3
     octave_scale: float = 1.4
     view: int = 224
     views: int = 1
