@@ -48,7 +48,7 @@ def ghost(frames: list[np.ndarray], head: int) -> float:
 
 def run(input: Path | str, out: Path, preset: str, loop: bool, args: argparse.Namespace, **kw) -> tuple:
     plan = plan_render(RenderRequest(str(input), out, preset, fps=args.fps, size=args.size, loop=loop,
-                                     overwrite=True, **kw))
+                                     crf=args.crf, overwrite=True, **kw))
     started = time.perf_counter()
     render(plan)
     return plan, decoded(out), time.perf_counter() - started
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--size", type=lambda s: tuple(map(int, s.split("x"))), default=(320, 180))
     parser.add_argument("--fps", type=float, default=12.0)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--crf", type=int, default=None, help="encoder quality (default: the format's)")
     parser.add_argument("--presets", nargs="*", help="default: every feedback preset, then flow-dream")
     args = parser.parse_args()
     names = args.presets or [n for n in preset_names() if load_preset(n).mode is Mode.FEEDBACK] + ["flow-dream"]

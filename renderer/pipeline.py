@@ -505,7 +505,8 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
             for _, frames in dreamed_groups(dreamer, inputs, state, generator):
                 if writer is None:
                     writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
-                                                 source.height, source.fps, plan.format, segment_crf(plan)).__enter__()
+                                                 source.height, source.fps, plan.format, segment_crf(plan),
+                                                 intra_only=plan.loop is not None).__enter__()
                 for frame in frames:
                     writer.write(to_uint8(frame))
                 if progress:

@@ -101,15 +101,24 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return w, h
 
 
-def _video_args(fmt: OutputFormat, crf: int | None) -> list[str]:
-    """ffmpeg output arguments that encode one segment of ``fmt`` (the only place codecs are set)."""
+def _video_args(fmt: OutputFormat, crf: int | None, intra_only: bool = False) -> list[str]:
+    """ffmpeg output arguments that encode one segment of ``fmt`` (the only place codecs are set).
+
+    `intra_only`: every frame a keyframe (mp4, webm; ProRes always is), for loops. A predicted frame
+    carries its predecessors' compression noise, a keyframe has its own: in a GOP stream the loop's
+    seam (the last, predicted frame against the first, a keyframe) is the one pair of frames with
+    unrelated noise, and shows (fractal-zoom, 48 frames at 320x180, crf 18: seam 1.51x the median
+    frame-to-frame change; 0.59x in PNG). All-intra, every pair is alike: 0.92x, at twice the bytes
+    (crf 12 with GOPs: 1.13x at 2.2 times the bytes). VJ software plays loops from intra-only codecs
+    for the same reason."""
     crf = crf if crf is not None else fmt.default_crf
+    keyframes = ["-g", "1"] if intra_only else []
     if fmt is OutputFormat.MP4:
-        return ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p", *_BT709]
+        return ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), *keyframes, "-pix_fmt", "yuv420p", *_BT709]
     if fmt is OutputFormat.MOV:
         return ["-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le", *_BT709]
     if fmt is OutputFormat.WEBM:
-        return ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0", "-row-mt", "1",
+        return ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0", "-row-mt", "1", *keyframes,
                 "-pix_fmt", "yuv420p", *_BT709]
     if fmt is OutputFormat.GIF:
         return ["-c:v", "ffv1"]  # lossless RGB: the palette is computed once, over the whole render
@@ -139,12 +148,14 @@ class SegmentWriter:
         fps: frame rate written into the segment.
         fmt: the final output format (the segment uses its codec; GIF segments are lossless FFV1).
         crf: quality for mp4/webm (lower is better); None for the format's default.
+        intra_only: every frame a keyframe (loops: see :func:`_video_args`).
     """
 
     def __init__(self, path: StrPath, width: int, height: int, fps: float, fmt: OutputFormat,
-                 crf: int | None = None) -> None:
+                 crf: int | None = None, intra_only: bool = False) -> None:
         self.path = Path(path)
         self.width, self.height, self.fps, self.fmt, self.crf = width, height, fps, fmt, crf
+        self.intra_only = intra_only
         self.frames_written = 0
         self._ff: Ffmpeg | None = None
         if fmt.needs_even_size and (width % 2 or height % 2):
@@ -160,7 +171,7 @@ class SegmentWriter:
                 old.unlink()
         else:
             args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
-                    "-r", rate(self.fps), "-i", "pipe:0", "-an", *_video_args(self.fmt, self.crf),
+                    "-r", rate(self.fps), "-i", "pipe:0", "-an", *_video_args(self.fmt, self.crf, self.intra_only),
                     "-y", url(self.path)]
             self._ff = Ffmpeg(args, stdin=True)
         return self
