@@ -141,6 +141,8 @@ class ColorConfig(Section):
     contrast: Schedule = scheduled(0.0)     # target standard deviation of luma, 0..0.5; 0 = from the reference
     saturation: Schedule = scheduled(0.0)   # target mean HSV saturation (max-min)/max, 0..1; 0 = from the reference
     knee: float = 0.06                      # width of the soft roll-off at each end of [0,1]; 0 = hard clip
+    detail: Schedule = scheduled(0.0)       # 0..1: sharpness controller strength, holding the early frames'
+                                            # fine detail with an unsharp mask (renderer.detail); 0 = off
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
     "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "output.fps": (0.1, 1000),
     "color.match": (0, 1), "color.brightness": (0, 1), "color.contrast": (0, 0.5), "color.saturation": (0, 1),
-    "color.knee": (0, 0.25),
+    "color.knee": (0, 0.25), "color.detail": (0, 1),
     "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1), "output.loop_frames": (0, 100_000),
 }
 

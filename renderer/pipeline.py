@@ -7,9 +7,10 @@
 * feedback: init = transform(previous output) [mixed with the source frame by ``motion.mix``]
 * flow:     init = source + carry * mask * warp(previous dream - previous source, flow)
             (the hallucination residual rides the source motion; where the source itself does not
-            arrive intact along the flow, i.e. revealed or changed, the mask drops it), faded only as
-            much as keeps the first frame's strength, then dreamed with per-pixel step weights:
-            ``flow.refine`` (small) where the carry is reliable, ``flow.refresh`` where it was dropped
+            arrive intact along the flow, i.e. revealed or changed, the mask drops it), held at the
+            first frame's strength (faded, or gently amplified), then dreamed with per-pixel step weights:
+            ``flow.refine`` (small) where the carry is mature, ``flow.refresh`` where it was dropped, easing
+            from one to the other over a few keyframes as a revealed region catches up
 
 The first frame is dreamed fully (``dream.first_steps``/``first_octaves``). Frames are written to
 segment files in a work folder beside the output; after every segment the state needed to continue
@@ -33,6 +34,7 @@ import torch
 
 from . import media
 from .color import ColorController, ColorTargets
+from .detail import DetailController
 from .config import Mode, dump_toml
 from .dream import Objective, dream
 from .errors import DreamvidError, EncodeError, InputError
@@ -46,6 +48,17 @@ from .timeline import FrameSettings, Timeline
 from .workdir import SEGMENT_FRAMES, LoopState
 
 Progress = Callable[[int, int], None]
+
+#: Flow mode drops the carried dream where the previous source frame, carried along the flow, differs
+#: from the current one by more than this (mean absolute difference of RGB in [0, 1]): revealed or
+#: changed content. 0.05 also dropped a quarter of every frame of textured footage (grass, foliage,
+#: motion blur: bunny 27 %, bikes 31 % a frame, where true disocclusions are a few per cent), which was
+#: then re-dreamed weaker: the strength faded (bunny 0.042 -> 0.027 in 48 frames). At 0.1: 13 % and 20 %.
+PHOTOMETRIC_TOLERANCE = 0.1
+#: Keyframes over which a region whose carry was dropped is dreamed back to full strength.
+CATCH_UP_KEYFRAMES = 3
+#: The most flow mode amplifies the carried dream per keyframe when its strength is below the target.
+STRENGTH_GAIN = 0.03
 
 
 class RenderInterrupted(DreamvidError):
@@ -73,14 +86,20 @@ class Carried:
     Attributes:
         residual: ``(1, 3, H, W)`` dream minus source, already multiplied by `valid`.
         valid: ``(1, 1, H, W)`` in [0, 1]: the share of each pixel that was carried intact.
+        maturity: ``(1, 1, H, W)`` in [0, 1]: how much of a full dream each pixel's residual has had
+            (1 = the first frame's; a revealed pixel starts at 0 and gains ``1 / CATCH_UP_KEYFRAMES``
+            per keyframe dreamed), carried and masked with it.
     """
 
     residual: torch.Tensor
     valid: torch.Tensor
+    maturity: torch.Tensor
 
     @classmethod
-    def start(cls, dream: torch.Tensor, source: torch.Tensor) -> Carried:
-        return cls(dream - source, torch.ones_like(source[:, :1]))
+    def start(cls, dream: torch.Tensor, source: torch.Tensor, maturity: torch.Tensor | None = None) -> Carried:
+        """The residual of keyframe `dream` over its `source`, all of it valid; `maturity` None: full."""
+        valid = torch.ones_like(source[:, :1])
+        return cls(dream - source, valid, valid if maturity is None else maturity)
 
 
 def tween(before: Carried, after: Carried, t: float) -> torch.Tensor:
@@ -112,6 +131,7 @@ class FrameDreamer:
                                                                       self.loop.seed, self.device)
         color = plan.preset.color
         self.color = ColorController(color.coherence, color.space, color.knee, self.mixes_source)
+        self.detail = DetailController()
 
     def is_keyframe(self, index: int, state: LoopState) -> bool:
         """Whether frame `index` ends the group that starts after the last keyframe (``next_frame - 1``)."""
@@ -137,7 +157,10 @@ class FrameDreamer:
             source = self._source(item)
             init = source if source is not None else noise_frame(self.source.height, self.source.width,
                                                                  generator, self.device)
-            return [self._dream(item.index, init, None, source, state, generator)]
+            frame = self._dream(item.index, init, None, source, state, generator)
+            if self.mode is Mode.FLOW and item.index > 0:  # a span's opening, dreamed as a revealed region is
+                state.maturity = torch.full_like(frame[:, :1], 1.0 / CATCH_UP_KEYFRAMES)
+            return [frame]
         if self.mode is Mode.FLOW:
             return self._flow_group(items, state, generator)
         return self._feedback_group(items, state, generator)
@@ -147,8 +170,9 @@ class FrameDreamer:
 
     def _dream(self, index: int, init: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor | None,
                state: LoopState, generator: torch.Generator) -> torch.Tensor:
-        """Dream keyframe `index` from `init` (per-pixel step `weight`), then hold its colours to their
-        targets (the colour controller, whose state rides in `state.color`)."""
+        """Dream keyframe `index` from `init` (per-pixel step `weight`), then hold its sharpness and colours
+        to their targets (the detail and colour controllers, whose states ride in `state.detail`,
+        `state.color`; detail first, since sharpening also adds a little contrast)."""
         init = self._loop_pull(index, init, state)
         settings = self.timeline.frame(index)
         dream_settings = dataclasses.replace(settings.dream, tile=self.tile)
@@ -157,6 +181,7 @@ class FrameDreamer:
             state.strength = float((frame - source).abs().mean())  # what flow mode holds the dream to
         targets = ColorTargets(settings.color_match, settings.color_brightness, settings.color_contrast,
                                settings.color_saturation)
+        frame = self.detail(frame, settings.color_detail, state.detail)
         return self.color(frame, source, targets, state.color)
 
     # ------------------------------------------------------------------------------------------ loop
@@ -240,33 +265,39 @@ class FrameDreamer:
         # Zeros outside the frame: what enters at an edge (a pan's new side) arrives with no coverage and
         # is dreamed afresh. Border padding stretched the edge column's dream across it in streaks that
         # the consistency test missed wherever the entering picture was smooth (a blurred background).
-        warped = warp(torch.cat([carried.residual, carried.valid, before], 1), flow_t, interpolation=Interpolation.KEYS,
-                      padding_mode="zeros")
-        residual, valid = warped[:, :3], warped[:, 3:4].clamp(0.0, 1.0)
+        warped = warp(torch.cat([carried.residual, carried.valid, carried.maturity, before], 1), flow_t,
+                      interpolation=Interpolation.KEYS, padding_mode="zeros")
+        residual, valid, maturity = warped[:, :3], warped[:, 3:4].clamp(0.0, 1.0), warped[:, 4:5].clamp(0.0, 1.0)
         if self.plan.preset.flow.consistency:
-            mask = photometric_mask(warped[:, 4:], after)
-            residual, valid = residual * mask, valid * mask
-        return Carried(share * residual, valid)
+            mask = photometric_mask(warped[:, 5:], after, threshold=PHOTOMETRIC_TOLERANCE)
+            residual, valid, maturity = residual * mask, valid * mask, maturity * mask
+        return Carried(share * residual, valid, torch.minimum(maturity, valid))
 
     def _flow_group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
         sources = [self._source(item) for item in items]
         befores = [to_tensor(items[0].previous_image, self.device)] + sources[:-1]
-        carried = Carried.start(state.previous, befores[0])
+        carried = Carried.start(state.previous, befores[0], state.maturity)
         forward = []
         for item, before, after in zip(items, befores, sources):
             carried = self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry)
             forward.append(carried)
         key_item, key_source = items[-1], sources[-1]
         settings = self.timeline.frame(key_item.index)
-        # Dream steps are weighted per pixel: lightly where the carried dream is reliable (re-dreaming it
-        # every frame is what makes flow renders flicker), hard where the carry failed (disocclusions).
-        weight = settings.refine * carried.valid + settings.refresh * (1.0 - carried.valid)
-        # Refining adds a little dream every keyframe: fade the carry just enough that the strength holds
-        # at the first frame's instead of piling up (a global, temporally smooth fade, not a flicker).
+        # Dream steps are weighted per pixel: lightly where the carried dream is mature (re-dreaming it
+        # every frame is what makes flow renders flicker), hard where it is young: a revealed region is
+        # dreamed at ``refresh`` and eased toward ``refine`` over CATCH_UP_KEYFRAMES keyframes, so it
+        # reaches the strength around it instead of staying a weaker patch behind the mover.
+        maturity = carried.maturity
+        weight = settings.refine * maturity + settings.refresh * (1.0 - maturity)
+        state.maturity = (maturity + 1.0 / CATCH_UP_KEYFRAMES).clamp_(max=1.0)
+        # Hold the strength at the target: refining adds a little dream every keyframe, and the carry
+        # loses some (resampling softens it, dropped regions restart weaker). Fade the carry when it is
+        # above the target and amplify it by at most STRENGTH_GAIN a keyframe when below: a global,
+        # temporally smooth change of contrast, not a flicker.
         residual = carried.residual
         held = float(residual.abs().mean())
-        if held > state.strength:
-            residual = residual * (state.strength / held)
+        if held > 0.0:
+            residual = residual * min(state.strength / held, 1.0 + STRENGTH_GAIN)
         key = self._dream(key_item.index, (key_source + residual).clamp_(0.0, 1.0), weight, key_source, state, generator)
         frames = [key]
         backward = Carried.start(key, key_source)
@@ -558,10 +589,11 @@ def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: 
 class _OpeningTimeline(Timeline):
     """The render's timeline, except for frame `opening`, the first frame of a span that starts mid-render:
     it is dreamed as a frame whose carry failed everywhere is (the frame's own steps and octaves, the step
-    size times ``flow.refresh``). Dreamed in full as frame 0 is, it would start the span far stronger
-    than the render has become by then (flow-dream on bunny: 0.031 against 0.021), and the carry fades
-    that only as fast as the motion renews the picture; dreamed like a renewed region, it starts near
-    the strength the render settles at."""
+    size times ``flow.refresh``), and then caught up as a revealed region is (``maturity`` 1 /
+    CATCH_UP_KEYFRAMES), while the strength hold brings it to the render's own strength. Dreamed in full
+    as frame 0 is, every pixel would count as mature and keep the full dream's stronger, coarser look
+    for as long as the motion takes to renew the picture.
+    """
 
     opening: int = 0
 

@@ -37,6 +37,7 @@ class FrameSettings:
     color_brightness: float = 0.0       # mean luma, 0..1
     color_contrast: float = 0.0         # std of luma
     color_saturation: float = 0.0       # mean HSV saturation, 0..1
+    color_detail: float = 0.0           # sharpness controller strength (proportional gain), 0 = off
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class Timeline:
         cadence = round(v[f"{self.preset.mode.cadence_section}.cadence"])
         return FrameSettings(dream, motion, v["motion.mix"], v["flow.carry"], v["flow.refine"], v["flow.refresh"],
                              v["color.match"], cadence, self.objective.weights_at(i, self.context),
-                             v["color.brightness"], v["color.contrast"], v["color.saturation"])
+                             v["color.brightness"], v["color.contrast"], v["color.saturation"],
+                             v["color.detail"])
 
 
 def build_timeline(preset: Preset, n_frames: int, fps: float, audio: AudioFeatures | None = None) -> Timeline:

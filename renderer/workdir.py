@@ -20,6 +20,7 @@ import torch
 
 from . import media
 from .color import ColorState
+from .detail import DetailState
 from .media.files import remove
 from .errors import EncodeError, InputError, PresetError
 
@@ -43,6 +44,9 @@ class LoopState:
         tile: the gradient tile side in px fixed at the render's start (``NEVER_TILE``: whole frames).
         finished: every frame is rendered; only joining the segments into the output remains.
         strength: flow mode's target dream strength (mean |dream - source| of the first frame), or None.
+        detail: the sharpness controller's state (early sharpness, integral): :class:`renderer.detail.DetailState`.
+        maturity: flow mode's ``(1, 1, H, W)`` share of a full dream each pixel of `previous` has had
+            (see :class:`renderer.pipeline.Carried`), or None (full everywhere).
         loop_head: a loop's closure targets, the first pass's frames ``0 .. head-1`` as ``uint8
             (head, H, W, 3)`` on the CPU (see :mod:`renderer.loop`), or None.
     """
@@ -56,6 +60,8 @@ class LoopState:
     finished: bool = False
     strength: float | None = None
     loop_head: torch.Tensor | None = None
+    detail: DetailState = field(default_factory=DetailState)
+    maturity: torch.Tensor | None = None
 
 
 class WorkDir:
@@ -114,7 +120,8 @@ class WorkDir:
                             "segment_frames": list(state.segment_frames), "previous": cpu(state.previous),
                             "color": state.color.to_dict(),
                             "rng": state.rng, "tile": state.tile, "finished": state.finished,
-                            "strength": state.strength, "loop_head": state.loop_head}, tmp)
+                            "strength": state.strength, "loop_head": state.loop_head,
+                            "detail": state.detail.to_dict(), "maturity": cpu(state.maturity)}, tmp)
                 with open(tmp, "rb") as f:  # on disk before the rename makes it the state
                     os.fsync(f.fileno())
         except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
@@ -148,7 +155,8 @@ class WorkDir:
         return LoopState(int(saved["next_frame"]), counts, to(saved["previous"]),
                          ColorState.from_dict(saved["color"]), saved["rng"],
                          int(saved["tile"]), bool(saved["finished"]), saved["strength"],
-                         loop_head=saved.get("loop_head"))
+                         loop_head=saved.get("loop_head"), detail=DetailState.from_dict(saved.get("detail")),
+                         maturity=to(saved.get("maturity")))
 
     def commit_segment(self, state: LoopState, index: int, frames: int, digest: str) -> bool:
         """Count segment `index` into `state` and save it, if the file holds exactly `frames` frames

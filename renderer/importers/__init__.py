@@ -248,7 +248,7 @@ _REASONS: list[tuple[str, str]] = [
     ("hybrid video compositing (dreamvid's flow mode follows a video instead)", r"hybrid_\w+"),
     ("init image and masks", r"use_init|strength|strength_0_no_init|init_image(_box)?|use_mask|use_alpha_as_mask|"
                              r"mask_\w+|invert_mask|overlay_mask|fill|full_res_mask\w*|use_mask_video|video_mask_path"),
-    ("anti-blur and contrast per frame (dreamvid keeps zooms sharp without sharpening)",
+    ("anti-blur and contrast per frame (dreamvid holds sharpness with a controller instead: color.detail)",
      r"(amount|kernel|sigma|threshold)_schedule|antiblur_\w+|contrast(_schedule)?"),
     ("Deforum's optical-flow cadence and redo (dreamvid's flow mode has its own)",
      r"optical_flow_\w+|(cadence|redo)_flow_factor(_schedule)?|diffusion_redo"),

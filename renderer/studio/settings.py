@@ -32,7 +32,7 @@ SLIDERS: dict[str, tuple[float, float, float]] = {
     "motion.translate_x": (-0.5, 0.5, 0.01), "motion.translate_y": (-0.5, 0.5, 0.01),
     "motion.center_x": (0, 1, 0.01), "motion.center_y": (0, 1, 0.01), "motion.mix": (0, 1, 0.01),
     "flow.carry": (0, 1, 0.01), "flow.refine": (0, 1, 0.01), "flow.refresh": (0, 5, 0.1),
-    "color.match": (0, 1, 0.01), "audio.bpm": (0, 240, 1), "output.fps": (1, 60, 1), "output.crf": (-1, 51, 1),
+    "color.match": (0, 1, 0.01), "color.detail": (0, 1, 0.01), "audio.bpm": (0, 240, 1), "output.fps": (1, 60, 1), "output.crf": (-1, 51, 1),
 }
 
 #: One line of help per setting, shown beside its control.
@@ -51,6 +51,7 @@ HELP: dict[str, str] = {
     "flow.method": "optical flow estimator", "flow.carry": "share of the dream carried to the next frame",
     "flow.consistency": "drop the carry where the source changed", "flow.refine": "dream where the carry holds",
     "flow.refresh": "dream where the carry was dropped", "color.match": "pull colours toward the source",
+    "color.detail": "hold the early frames' sharpness",
     "audio.bpm": "tempo for beat keys (0: detect)", "output.fps": "frame rate for images and noise",
     "output.size": "WxH (empty: the input's)", "output.crf": "quality, lower is better (-1 default)",
     "output.seed": "random seed",
