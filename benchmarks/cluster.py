@@ -59,16 +59,17 @@ def request(clip: Path, out: Path, size: tuple[int, int], overrides: tuple[str, 
     return RenderRequest(str(clip), out, ("flow-dream",), overrides, frames=frames, size=size, overwrite=True)
 
 
-def seams(clip: Path, folder: Path, size, overrides, frames, workers_list=(2, 3)) -> list[dict]:
+def seams(clip: Path, folder: Path, size, overrides, frames, workers_list=(2, 3), blend: int = cluster.spans.BLEND_FRAMES
+          ) -> list[dict]:
     rows = []
-    for row in _seams(clip, folder, size, overrides, frames, workers_list):
+    for row in _seams(clip, folder, size, overrides, frames, workers_list, blend):
         print(f"{row['clip']} | {row['workers']} | {row['seam']} | {row['we_zone']:.2f} | {row['we_max']:.2f} | "
               f"{row['local_zone']:.2f}, {row['local_max']:.2f} | {row['st_min']:.2f}..{row['st_max']:.2f}", flush=True)
         rows.append(row)
     return rows
 
 
-def _seams(clip: Path, folder: Path, size, overrides, frames, workers_list):
+def _seams(clip: Path, folder: Path, size, overrides, frames, workers_list, blend: int):
     """Seam figures of `clip` split for each worker count, against its local (one-span) render."""
     local = folder / f"{clip.stem}-local"  # PNG frames: the seams without the codec (see README)
     cluster.run_renders(cluster.whole([plan_render(request(clip, local, size, overrides, frames))]), cluster.LocalExecutor())
@@ -79,7 +80,9 @@ def _seams(clip: Path, folder: Path, size, overrides, frames, workers_list):
     base_we, base_st = metrics.warping_errors(base, motion), metrics.dream_strength(base, source)
     for workers in workers_list:
         out = folder / f"{clip.stem}-{workers}"
-        render = cluster.split(plan_render(request(clip, out, size, overrides, frames)), workers)
+        split_plan = plan_render(request(clip, out, size, overrides, frames))
+        spans = cluster.plan_spans(Mode.FLOW, split_plan.source.n_frames, workers, split_plan.timeline, blend=blend)
+        render = ClusterRender(0, split_plan, spans, "auto")
         if len(render.spans.spans) < 2:
             print(f"{clip.name}: too short to split for {workers} workers")
             continue
@@ -135,6 +138,11 @@ def main() -> None:
     parser.add_argument("--scenes", default="crossing,street", help="generated scenes besides bunny ('' for none)")
     parser.add_argument("--splits", default="2,3", help="worker counts to split for in the seam measure")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--real", type=Path, action="append", default=[],
+                        help="a real clip to measure seams on as well (its first --frames frames)")
+    parser.add_argument("--no-bunny", action="store_true", help="leave samples/bunny.mp4 out of the seam measure")
+    parser.add_argument("--blend", type=int, default=cluster.spans.BLEND_FRAMES,
+                        help="frames cross-faded at each seam (default: the shipped BLEND_FRAMES)")
     parser.add_argument("--gpu-speedup", type=float, default=40.0,
                         help="assumed GPU speed-up over this 2-core CPU per frame (an assumption, see README)")
     args = parser.parse_args()
@@ -146,7 +154,7 @@ def main() -> None:
           f"{'quick dream' if args.quick else 'flow-dream as shipped'}")
     with tempfile.TemporaryDirectory(prefix="dreamvid-cluster-bench-") as tmp:
         folder = Path(tmp)
-        clips = [ROOT / "samples" / "bunny.mp4"]
+        clips = [ROOT / "samples" / "bunny.mp4"] + list(args.real)
         args.splits = [int(v) for v in args.splits.split(",")]
         for name in filter(None, args.scenes.split(",")):
             scene = make_scene(name, size, frames, seed=1, fps=25.0)
@@ -155,8 +163,9 @@ def main() -> None:
             print("\n1. seams (warping error and strength over each seam's cross-fade, / the clip's average)")
             print("clip | workers | seam at | WE zone | WE worst | local render's WE zone, worst | strength min..max")
             rows = []
-            for clip in clips:
-                rows += seams(clip, folder, size, overrides, None if clip.stem == "bunny" else frames, args.splits)
+            for clip in clips[1:] if args.no_bunny else clips:
+                rows += seams(clip, folder, size, overrides, None if clip.stem == "bunny" else frames, args.splits,
+                              args.blend)
             if rows:
                 print(f"over {len(rows)} seams: WE zone mean {np.mean([r['we_zone'] for r in rows]):.2f} "
                       f"(local render, same frames: {np.mean([r['local_zone'] for r in rows]):.2f}); strength "

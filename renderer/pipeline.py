@@ -158,8 +158,8 @@ class FrameDreamer:
             init = source if source is not None else noise_frame(self.source.height, self.source.width,
                                                                  generator, self.device)
             frame = self._dream(item.index, init, None, source, state, generator)
-            if self.mode is Mode.FLOW and item.index > 0:  # a span's opening, dreamed as a revealed region is
-                state.maturity = torch.full_like(frame[:, :1], 1.0 / CATCH_UP_KEYFRAMES)
+            if self.mode is Mode.FLOW and item.index > 0:
+                frame = self._open_span(frame, source, state)
             return [frame]
         if self.mode is Mode.FLOW:
             return self._flow_group(items, state, generator)
@@ -271,7 +271,17 @@ class FrameDreamer:
         if self.plan.preset.flow.consistency:
             mask = photometric_mask(warped[:, 5:], after, threshold=PHOTOMETRIC_TOLERANCE)
             residual, valid, maturity = residual * mask, valid * mask, maturity * mask
-        return Carried(share * residual, valid, torch.minimum(maturity, valid))
+        return Carried(share * residual, valid, maturity * valid)  # premultiplied, as the residual is
+
+    def _open_span(self, frame: torch.Tensor, source: torch.Tensor, state: LoopState) -> torch.Tensor:
+        """The opening keyframe of a span that starts mid-render, dreamed as a revealed region is: it
+        catches up as one (maturity ``1 / CATCH_UP_KEYFRAMES``), and starts at the render's strength
+        (its residual scaled to ``state.strength``) rather than climbing to it by ``STRENGTH_GAIN`` a
+        keyframe: nothing is shown yet that a jump could disturb (these are warm-up frames)."""
+        state.maturity = torch.full_like(frame[:, :1], 1.0 / CATCH_UP_KEYFRAMES)
+        residual = frame - source
+        held = float(residual.abs().mean())
+        return frame if held <= 0.0 else (source + residual * (state.strength / held)).clamp_(0.0, 1.0)
 
     def _flow_group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
         sources = [self._source(item) for item in items]
@@ -589,8 +599,8 @@ def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: 
 class _OpeningTimeline(Timeline):
     """The render's timeline, except for frame `opening`, the first frame of a span that starts mid-render:
     it is dreamed as a frame whose carry failed everywhere is (the frame's own steps and octaves, the step
-    size times ``flow.refresh``), and then caught up as a revealed region is (``maturity`` 1 /
-    CATCH_UP_KEYFRAMES), while the strength hold brings it to the render's own strength. Dreamed in full
+    size times ``flow.refresh``), scaled to the render's strength and caught up as a revealed region is
+    (:meth:`FrameDreamer._open_span`). Dreamed in full
     as frame 0 is, every pixel would count as mature and keep the full dream's stronger, coarser look
     for as long as the motion takes to renew the picture.
     """

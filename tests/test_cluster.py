@@ -70,6 +70,23 @@ def test_one_span_gives_the_frames_of_a_local_render(tmp_path):
         assert np.array_equal(media.load_image(a), media.load_image(b))
 
 
+def test_a_span_opens_at_the_strength_the_render_has_there(tmp_path):
+    """A span that starts mid-render opens as a revealed region is dreamed, at the render's strength, so
+    across the seam the dream stays within 10 % of the clip's average strength (0.87..1.02 of it before
+    the span opening was scaled and the strength hold made two-sided: the render faded, the span did not)."""
+    out = tmp_path / "split"  # PNG frames: the seam without the codec
+    plan = plan_render(RenderRequest(str(BUNNY), out, ("flow-dream",), ("dream.working_size=0",), frames=64,
+                                     size=(96, 54)))  # the preset's own dreaming, at the frame's size
+    spans = cluster.plan_spans(Mode.FLOW, 64, 2, plan.timeline, blend=6, settle=4)
+    assert len(spans.spans) == 2
+    cluster.run_renders([ClusterRender(0, plan, spans, "cpu")], cluster.LocalExecutor())
+    strength = metrics.dream_strength([media.load_image(p) for p in media.list_frame_folder(out)],
+                                      list(plan.source.frames()))
+    first = spans.spans[1].first
+    around = strength[first - spans.blend:first + 8] / strength.mean()
+    assert abs(around - 1).max() < 0.1, around
+
+
 def test_flow_spans_resume_after_ctrl_c_and_join_every_frame(tmp_path):
     """Two spans rendered one after the other here; Ctrl-C in the second keeps the first for --resume,
     and the joined output has every frame, the seam cross-faded."""
