@@ -5,8 +5,9 @@ puts back only the detail its layer sees, and over thousands of frames a zoom ca
 picture than it began with (spiral-zoom from noise: 0.6 of its early sharpness after 3000 frames).
 Deforum users fight the same loss with a fixed unsharp mask ("anti-blur": amount, kernel, sigma), which
 either under- or over-sharpens depending on the footage. :class:`DetailController` instead holds the
-sharpness of every output frame at its target with a PI loop, acting through an unsharp mask whose
-amount can also be negative (a blur) when a frame is crisper than the target.
+sharpness of every output frame at or above its target with a PI loop, acting through an unsharp mask
+whose amount is solved per frame. The target is a floor: a preset whose dream grows crisper as it
+matures (fractal-zoom from noise: 1.3x its early sharpness) keeps that; only losses are made up.
 
 Sharpness is the variance of the Laplacian of the grey frame (:func:`sharpness`, the figure
 :func:`renderer.metrics.sharpness` and the long-run benchmark judge). Its target is the mean over the
@@ -33,7 +34,8 @@ WARMUP = 24
 SIGMA = 1.0
 #: The unsharp amount's range per frame: -0.5 blurs halfway toward the Gaussian, 1.5 adds 1.5x the detail.
 AMOUNT_RANGE = (-0.5, 1.5)
-#: Anti-windup: the most the integral may correct, in log sharpness (a factor e^1.5 = 4.5).
+#: Anti-windup: the integral stays in [0, INTEGRAL_LIMIT] log sharpness (at most a factor e^1.5 = 4.5;
+#: never below 0, since the controller only sharpens).
 INTEGRAL_LIMIT = 1.5
 #: The 3x3 Laplacian OpenCV's ``cv2.Laplacian(ksize=1)`` uses.
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
@@ -117,11 +119,12 @@ class DetailState:
 
 
 class DetailController:
-    """Holds each frame's sharpness at the early keyframes' mean: a PI loop on log sharpness.
+    """Keeps each frame's sharpness at or above the early keyframes' mean: a PI loop on log sharpness.
 
     For each dreamed keyframe ``x`` with log sharpness ``s(x)`` and target ``T``: ``u = Kp (T - s(x)) + I``;
-    the frame becomes ``x + a (x - blur(x))`` with ``a`` chosen so the sharpness changes by ``e^u``
-    (:func:`unsharp_amount`); then ``I += Ki (T - s(output))``: the integral learns the sharpening the
+    the frame becomes ``x + a (x - blur(x))`` with ``a >= 0`` chosen so the sharpness changes by ``e^u``
+    (:func:`unsharp_amount`; ``u <= 0``: unchanged); then ``I += Ki (T - s(output))``, kept in
+    ``[0, INTEGRAL_LIMIT]``: the integral learns the sharpening the
     loop's own softening needs, so the output converges to the target (``Kp`` is ``color.detail``, ``Ki``
     critically damped as for colour). The first keyframe (the full first dream) is left out of the target.
     """
@@ -139,11 +142,13 @@ class DetailController:
             state.early.append(measured)
             return frame
         correction = strength * (target - measured) + state.integral
-        detail = frame - gaussian_blur(frame)
-        output = (frame + unsharp_amount(frame, detail, correction) * detail).clamp_(0.0, 1.0)
+        output = frame
+        if correction > 0.0:
+            detail = frame - gaussian_blur(frame)
+            output = (frame + max(0.0, unsharp_amount(frame, detail, correction)) * detail).clamp_(0.0, 1.0)
         achieved = math.log(max(sharpness(output), 1e-6))
         integral = state.integral + integral_gain(strength) * (target - achieved)
-        state.integral = max(-INTEGRAL_LIMIT, min(INTEGRAL_LIMIT, integral))
+        state.integral = max(0.0, min(INTEGRAL_LIMIT, integral))
         return output
 
 
