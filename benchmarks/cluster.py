@@ -64,7 +64,8 @@ def seams(clip: Path, folder: Path, size, overrides, frames, workers_list=(2, 3)
     rows = []
     for row in _seams(clip, folder, size, overrides, frames, workers_list, blend):
         print(f"{row['clip']} | {row['workers']} | {row['seam']} | {row['we_zone']:.2f} | {row['we_max']:.2f} | "
-              f"{row['local_zone']:.2f}, {row['local_max']:.2f} | {row['st_min']:.2f}..{row['st_max']:.2f}", flush=True)
+              f"{row['local_zone']:.2f}, {row['local_max']:.2f} | {row['st_min']:.2f}..{row['st_max']:.2f} | "
+              f"{row['local_st_min']:.2f}..{row['local_st_max']:.2f}", flush=True)
         rows.append(row)
     return rows
 
@@ -96,6 +97,8 @@ def _seams(clip: Path, folder: Path, size, overrides, frames, workers_list, blen
                              local_zone=base_we[zone].mean() / base_we.mean(), local_max=base_we[zone].max() / base_we.mean(),
                              st_min=st[zone.start + 1:span.first + 1].min() / st.mean(),
                              st_max=st[zone.start + 1:span.first + 1].max() / st.mean(),
+                             local_st_min=base_st[zone.start + 1:span.first + 1].min() / base_st.mean(),
+                             local_st_max=base_st[zone.start + 1:span.first + 1].max() / base_st.mean(),
                              we_clip=we.mean(), we_local=base_we.mean(), st_clip=st.mean(), st_local=base_st.mean()))
 
 
@@ -161,7 +164,8 @@ def main() -> None:
             clips.append(scene.write(folder / f"{name}.mp4"))
         if not args.skip_seams:
             print("\n1. seams (warping error and strength over each seam's cross-fade, / the clip's average)")
-            print("clip | workers | seam at | WE zone | WE worst | local render's WE zone, worst | strength min..max")
+            print("clip | workers | seam at | WE zone | WE worst | local render's WE zone, worst | strength min..max | "
+                  "local render's strength min..max")
             rows = []
             for clip in clips[1:] if args.no_bunny else clips:
                 rows += seams(clip, folder, size, overrides, None if clip.stem == "bunny" else frames, args.splits,
