@@ -299,7 +299,6 @@ class FrameDreamer:
         # reaches the strength around it instead of staying a weaker patch behind the mover.
         maturity = carried.maturity
         weight = settings.refine * maturity + settings.refresh * (1.0 - maturity)
-        state.maturity = (maturity + 1.0 / CATCH_UP_KEYFRAMES).clamp_(max=1.0)
         # Hold the strength at the target: refining adds a little dream every keyframe, and the carry
         # loses some (resampling softens it, dropped regions restart weaker). Fade the carry when it is
         # above the target and amplify it by at most STRENGTH_GAIN a keyframe when below: a global,
@@ -316,6 +315,8 @@ class FrameDreamer:
             backward = self._carry(backward, sources[j + 1], sources[j], flow, 1.0)
             t = (j + 1) / len(items)
             frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))
+        # Last, with the group complete: Ctrl-C inside it saves the state of the group before, whole.
+        state.maturity = (maturity + 1.0 / CATCH_UP_KEYFRAMES).clamp_(max=1.0)
         return frames[::-1]
 
 
