@@ -142,11 +142,11 @@ class DetailController:
             state.early.append(measured)
             return frame
         correction = strength * (target - measured) + state.integral
-        output = frame
+        output, achieved = frame, measured
         if correction > 0.0:
             detail = frame - gaussian_blur(frame)
             output = (frame + max(0.0, unsharp_amount(frame, detail, correction)) * detail).clamp_(0.0, 1.0)
-        achieved = math.log(max(sharpness(output), 1e-6))
+            achieved = math.log(max(sharpness(output), 1e-6))
         integral = state.integral + integral_gain(strength) * (target - achieved)
         state.integral = max(0.0, min(INTEGRAL_LIMIT, integral))
         return output
