@@ -76,10 +76,16 @@ def main() -> None:
             if load_preset(name).mode is Mode.FLOW:
                 bunny = ROOT / "samples" / "bunny.mp4"
                 pingpong = work / "pingpong.mp4"  # forward then backward: the source loops
-                half = args.seconds / 2
+                # Frames 0..h forward, then h-1..1 back, at the render's frame rate and losslessly: every
+                # step of the loop, the one from its last frame to its first included, is an ordinary
+                # step of the clip's motion (a lossy ping-pong, or one that repeats its turning frames,
+                # has a seam of its own: 3x its neighbouring steps in an earlier version of this script).
+                half = round(args.seconds * args.fps / 2)
                 subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", str(bunny), "-filter_complex",
-                                f"[0:v]trim=0:{half},setpts=PTS-STARTPTS,split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1",
-                                "-an", str(pingpong)], check=True)
+                                f"[0:v]fps={args.fps},trim=start_frame=0:end_frame={half + 1},setpts=PTS-STARTPTS,"
+                                f"split[a][b];[b]trim=start_frame=1:end_frame={half},setpts=PTS-STARTPTS,reverse[r];"
+                                "[a][r]concat=n=2:v=1", "-an", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
+                                str(pingpong)], check=True)
                 for label, clip, seconds in (("bunny.mp4", bunny, args.seconds), ("bunny ping-pong", pingpong, None)):
                     plan, out, spent = run(clip, work / "flow.mp4", name, True, args, seconds=seconds)
                     sources = list(plan.source.frames())

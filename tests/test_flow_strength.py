@@ -46,9 +46,23 @@ def test_the_dream_does_not_fade_over_the_clip(tmp_path, request, clip):
     86 % on the grass and 75 % on the crossing scene before the strength hold and catch-up)."""
     source_path = request.getfixturevalue(clip)
     dreamed = render(source_path, tmp_path / "dream.mp4")
-    quarters = metrics.strength_quarters(dreamed, list(media.read_video(source_path)))
+    sources = list(media.read_video(source_path))
+    quarters = metrics.strength_quarters(dreamed, sources)
     assert (quarters[1:] >= 0.9 * quarters[0]).all(), quarters
-    assert (quarters[1:] <= 1.2 * quarters[0]).all(), quarters  # held, not piling up either
+    # Held, not piling up either: the hold's target is the first frame's strength (the first quarter
+    # can sit below it while the carry settles).
+    target = metrics.dream_strength(dreamed[:1], sources[:1])[0]
+    assert (quarters <= 1.2 * target).all(), (quarters, target)
+
+
+def test_the_dream_is_held_at_the_first_frames_strength_where_the_carry_wears_it_down(tmp_path, crossing):
+    """On the crossing scene the carry loses more than 3 % of the dream a keyframe (resampling, renewal
+    behind the movers); the hold amplifies it back by up to ``STRENGTH_GAIN`` a keyframe, so every frame
+    after the first few keeps at least 90 % of the first frame's strength (at a 3 % cap the hold settled
+    at 78 % of it)."""
+    dreamed = render(crossing, tmp_path / "dream.mp4")
+    strength = metrics.dream_strength(dreamed, list(media.read_video(crossing)))
+    assert strength[8:].min() >= 0.9 * strength[0], strength / strength[0]
 
 
 def test_a_revealed_region_is_dreamed_back_over_a_few_keyframes(tmp_path, monkeypatch):
