@@ -576,6 +576,8 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
         _close_segment(writer, plan, state, digest, None)
         state.finished = True
         work.save(state, digest)
+    if progress:  # a header may promise a frame more than the stream holds: end the bar at what was made
+        progress(state.next_frame, state.next_frame)
 
 
 def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: LoopState, digest: str,

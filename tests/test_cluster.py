@@ -87,6 +87,24 @@ def test_a_span_opens_at_the_strength_the_render_has_there(tmp_path):
     assert abs(around - 1).max() < 0.1, around
 
 
+def test_progress_ends_full_at_the_frames_made_when_the_header_promised_more(tmp_path):
+    """samples/bunny.mp4's header promises 133 frames and its stream holds 132: the progress of a local
+    render and of a split one ends at what was made, not one short of 100 %."""
+    from renderer.pipeline import render
+
+    def plan(name):
+        return plan_render(RenderRequest(str(BUNNY), tmp_path / name, ("flow-dream",), FAST, size=(32, 18)))
+
+    local = plan("local.mp4")
+    assert local.source.n_frames == 133
+    calls: list[tuple[int, int]] = []
+    render(local, lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (132, 132) and media.count_frames(tmp_path / "local.mp4") == 132
+    snapshots = []
+    cluster.run_renders([cluster.split(plan("split.mp4"), 2, "cpu")], cluster.LocalExecutor(), snapshots.append)
+    assert snapshots[-1].done == snapshots[-1].total and media.count_frames(tmp_path / "split.mp4") == 132
+
+
 def test_flow_spans_resume_after_ctrl_c_and_join_every_frame(tmp_path):
     """Two spans rendered one after the other here; Ctrl-C in the second keeps the first for --resume,
     and the joined output has every frame, the seam cross-faded."""

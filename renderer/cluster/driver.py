@@ -187,6 +187,8 @@ def run_renders(renders: list[ClusterRender], executor: Executor,
         raise RenderInterrupted(f"interrupted with {done} of {spans} spans done (kept in "
                                 f"{renders[0].work.path}{' and the other work folders' if len(renders) > 1 else ''})",
                                 hint="run the same command with --resume to continue") from None
+    if progress:
+        progress(tracker.finish())
     return [render.finish() for render in renders]
 
 

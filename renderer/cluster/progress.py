@@ -54,6 +54,12 @@ class ProgressTracker:
         known = self._workers.get(worker, (label, None))[1]
         self._workers[worker] = (label, pid if pid is not None else known)
 
+    def finish(self) -> ProgressSnapshot:
+        """The last snapshot, once every span is in: its total is the frames actually dreamed (a header
+        that promised a frame more than the stream holds would otherwise leave the bar short of 100 %)."""
+        self.total = self.done + sum(frames for _, frames in self._spans.values())
+        return self.snapshot()
+
     def snapshot(self) -> ProgressSnapshot:
         now = time.monotonic()
         new = sum(frames for _, frames in self._spans.values())
