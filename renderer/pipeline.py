@@ -620,9 +620,9 @@ class _OpeningTimeline(Timeline):
         settings = super().frame(n)
         if n != self.opening or n == 0:
             return settings
-        first = super().frame(0).dream
-        return dataclasses.replace(settings, dream=dataclasses.replace(settings.dream, steps=first.steps,
-                                                                       octaves=first.octaves))
+        full = dataclasses.replace(settings.dream, steps=self.preset.dream.first_steps,
+                                   octaves=self.preset.dream.first_octaves)
+        return dataclasses.replace(settings, dream=full)
 
 
 def span_seed(seed: int, start: int) -> int:
