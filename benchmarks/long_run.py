@@ -29,7 +29,9 @@ the figures over time.
     python benchmarks/long_run.py --size 640x360 --frames 400 --inputs video --presets fractal-zoom
 
 Options: ``--set KEY=VALUE`` for every render, ``--out DIR`` (renders and plots; the frames of each
-render are removed after measuring unless ``--keep``), ``--json FILE``, ``--threads``.
+render are removed after measuring unless ``--keep``), ``--json FILE``, ``--threads``, ``--stills K`` (K
+frames of each render on one PNG sheet, to look at), ``--deadline SECONDS`` (start no render the last
+one's pace says would end later: several presets side by side on a GPU within a time budget).
 """
 
 from __future__ import annotations
@@ -161,8 +163,8 @@ def looped_video(path: str, frames: int, size: tuple[int, int], folder: Path) ->
 
 
 def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, overrides: list[str],
-        keep: bool) -> tuple[Series, Summary]:
-    """Render one long run and measure it."""
+        keep: bool, stills: int = 0) -> tuple[Series, Summary]:
+    """Render one long run and measure it; with `stills`, save that many evenly spaced frames as one sheet."""
     source = INPUTS[name]
     if name == "video":
         source = str(looped_video(source, frames, size, out))
@@ -189,9 +191,28 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
         scheduled = np.array([getattr(plan.timeline.frame(i), f"color_{key}") for i in range(len(images))])
         targets[:, column] = np.where(scheduled > 0, scheduled, targets[:, column])
     series = measure(images, targets)
+    if stills:
+        save_sheet(images, stills, out / f"{preset}.{name}.{size[0]}x{size[1]}.frames.png")
     if not keep:
         shutil.rmtree(folder)
     return series, summarise(series, preset, name, f"{size[0]}x{size[1]}", ms)
+
+
+def save_sheet(images: list[np.ndarray], count: int, path: Path) -> None:
+    """`count` evenly spaced frames (first and last included) in rows of three, at most 320 px wide each,
+    labelled with their frame number: what the long run looked like along the way, in one PNG."""
+    picks = np.linspace(0, len(images) - 1, count).round().astype(int)
+    h, w = images[0].shape[:2]
+    scale = min(1.0, 320 / w)
+    size = (round(w * scale), round(h * scale))
+    tiles = []
+    for i in picks:
+        tile = cv2.resize(images[i], size, interpolation=cv2.INTER_AREA)
+        cv2.putText(tile, str(i), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 3)
+    sheet = np.vstack([np.hstack(tiles[r:r + 3]) for r in range(0, len(tiles), 3)])
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def plot(series: Series, summary: Summary, path: Path) -> None:
@@ -241,7 +262,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep each render's PNG frames")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--stills", type=int, default=0, metavar="K",
+                        help="save K evenly spaced frames of each render as one PNG sheet beside its plot")
+    parser.add_argument("--deadline", type=float, default=0, metavar="SECONDS",
+                        help="start no render that the last one's pace says would end after this many seconds")
     args = parser.parse_args()
+    started, pace = time.monotonic(), 0.0  # pace: seconds per frame of the last render, measuring included
     if args.threads:
         torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -249,7 +275,13 @@ def main() -> None:
     summaries = []
     for preset in args.presets.split(","):
         for name in args.inputs.split(","):
-            series, summary = run(preset, name, args.frames, size, args.out, args.overrides, args.keep)
+            left = args.deadline - (time.monotonic() - started)
+            if args.deadline and pace * args.frames > left:
+                print(f"skipped {preset} {name}: at {pace * 1000:.0f} ms/frame it would not end in the {left:.0f} s left")
+                continue
+            begun = time.monotonic()
+            series, summary = run(preset, name, args.frames, size, args.out, args.overrides, args.keep, args.stills)
+            pace = (time.monotonic() - begun) / args.frames
             plot(series, summary, args.out / f"{preset}.{name}.{args.size}.png")
             summaries.append(summary)
             print_table(summaries[-1:])
