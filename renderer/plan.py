@@ -125,6 +125,7 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     fmt = media.output_format(output)
     settings_file = settings_path(output)
     _check_output_paths(request, output, fmt, settings_file)
+    media.ffmpeg_exe()  # a missing or too old ffmpeg is said now, not after the frames are dreamed
 
     source = open_source(request.input, size=request.size or preset.output.size, scale=request.scale,
                          fps=request.fps, default_fps=preset.output.fps, frames=request.frames,

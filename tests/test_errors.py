@@ -174,3 +174,21 @@ def test_unwritable_output_folder(capsys, monkeypatch, unwritable_folder, files)
                          "--quiet")
     assert code != 0 and "cannot write to" in err and len(err.strip().splitlines()) == 1, err
     assert list(unwritable_folder.iterdir()) == []
+
+
+def test_an_ffmpeg_too_old_for_the_pipeline_is_refused_before_anything_is_dreamed(capsys, monkeypatch, tmp_path):
+    """imageio-ffmpeg 0.5 ships ffmpeg 4.2, which lacks the ``setts`` filter the final join needs: a render
+    with it dreamed every frame and then failed. A stand-in executable answers as ffmpeg 4.2.2 does."""
+    old = tmp_path / "ffmpeg-4.2.2"
+    old.write_text("#!/bin/sh\n"
+                   'case "$*" in *-bsfs*) printf "Bitstream filters:\\naac_adtstoasc\\nh264_mp4toannexb\\nnull\\n";;\n'
+                   '  *) echo "ffmpeg version 4.2.2-static https://johnvansickle.com/ffmpeg/";; esac\n')
+    old.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(old))
+    out = tmp_path / "out.mp4"
+    code, _, err = dreamvid(capsys, monkeypatch, "render", "noise", "-o", out, "--frames", "2", "--size", "64x36")
+    assert code != 0
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line, err
+    assert "too old" in line and "4.2.2" in line and "setts" in line and "imageio-ffmpeg>=0.6" in line, line
+    assert list(tmp_path.iterdir()) == [old], "nothing is created"

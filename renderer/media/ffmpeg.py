@@ -6,6 +6,7 @@ we stream to or from) or :func:`call` / :func:`run` (a process run to completion
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -24,9 +25,35 @@ from ..errors import EncodeError
 StrPath = Union[str, "os.PathLike[str]"]
 
 
+#: Bitstream filters the pipeline needs: ``setts`` (ffmpeg 4.4+) puts joined segments on the frame grid.
+#: imageio-ffmpeg 0.5 ships ffmpeg 4.2, which lacks it: every render would fail only at its very end.
+REQUIRED_BSFS = ("setts",)
+
+
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled with imageio-ffmpeg (or ``$IMAGEIO_FFMPEG_EXE``)."""
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    """Path of the ffmpeg binary bundled with imageio-ffmpeg (or ``$IMAGEIO_FFMPEG_EXE``), checked once per
+    path to have what the pipeline needs.
+
+    Raises:
+        EncodeError: the binary does not run, or is too old (one line saying how to get a newer one).
+    """
+    return _checked(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@functools.cache
+def _checked(exe: str) -> str:
+    fix = "pip install -U 'imageio-ffmpeg>=0.6' (it ships ffmpeg 7), or set IMAGEIO_FFMPEG_EXE to ffmpeg 4.4 or newer"
+    try:
+        listed = subprocess.run([exe, "-hide_banner", "-bsfs"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EncodeError(f"cannot run ffmpeg at {exe}: {exc}", hint=fix) from None
+    missing = [name for name in REQUIRED_BSFS if name not in listed.stdout.split()]
+    if missing:
+        version = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=60)
+        first = (version.stdout.splitlines() or ["an unknown version"])[0].strip()
+        raise EncodeError(f"the ffmpeg at {exe} is too old ({first}): it lacks the {', '.join(missing)} filter",
+                          hint=fix)
+    return exe
 
 
 def url(path: Path) -> str:
