@@ -30,8 +30,8 @@ the figures over time.
 
 Options: ``--set KEY=VALUE`` for every render, ``--out DIR`` (renders and plots; the frames of each
 render are removed after measuring unless ``--keep``), ``--json FILE``, ``--threads``, ``--stills K`` (K
-frames of each render on one PNG sheet, to look at), ``--deadline SECONDS`` (start no render the last
-one's pace says would end later: several presets side by side on a GPU within a time budget).
+frames of each render on one PNG sheet, to look at), ``--deadline SECONDS`` (stop rendering then and measure the
+frames made so far, as the table's frames column says: runs side by side on a GPU within a time budget).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from renderer.color import Coherence, ColorSpace, figures  # noqa: E402
 from renderer.config import Mode, load_preset, preset_names  # noqa: E402
 from renderer.frames import to_tensor  # noqa: E402
 from renderer.metrics import sharpness  # noqa: E402
-from renderer.pipeline import render  # noqa: E402
+from renderer.pipeline import RenderInterrupted, render  # noqa: E402
 from renderer.plan import RenderRequest, plan_render  # noqa: E402
 
 INPUTS = {"noise": "noise", "photo": str(ROOT / "samples" / "chelsea.jpg"), "video": str(ROOT / "samples" / "bunny.mp4")}
@@ -156,15 +156,18 @@ def looped_video(path: str, frames: int, size: tuple[int, int], folder: Path) ->
     if not out.exists():
         info = media.probe(path)
         loops = frames // max(1, info.n_frames) + 1
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}{out.suffix}")  # runs side by side share the clip
         subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", str(loops),
                         "-i", path, "-an", "-vf", f"scale={size[0]}:{size[1]}", "-frames:v", str(frames + 1),
-                        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv444p", str(out)], check=True)
+                        "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv444p", str(tmp)], check=True)
+        os.replace(tmp, out)
     return out
 
 
 def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, overrides: list[str],
-        keep: bool, stills: int = 0) -> tuple[Series, Summary]:
-    """Render one long run and measure it; with `stills`, save that many evenly spaced frames as one sheet."""
+        keep: bool, stills: int = 0, stop_at: float = float("inf")) -> tuple[Series, Summary]:
+    """Render one long run and measure it; with `stills`, save that many evenly spaced frames as one sheet.
+    At `stop_at` (``time.monotonic()``) the render is interrupted and the frames made so far are measured."""
     source = INPUTS[name]
     if name == "video":
         source = str(looped_video(source, frames, size, out))
@@ -172,11 +175,21 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     request = RenderRequest(source, output=Path(str(folder) + "/"), preset=preset, overrides=tuple(overrides),
                             frames=frames, size=size, no_audio=True, overwrite=True)
     plan = plan_render(request)
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {preset} {name}: {done}/{total}", end="", flush=True)
+        if time.monotonic() > stop_at:
+            raise KeyboardInterrupt  # as Ctrl-C: the render keeps its finished segments
+
     start = time.perf_counter()
-    render(plan, progress=lambda done, total: print(f"\r  {preset} {name}: {done}/{total}", end="", flush=True))
-    ms = (time.perf_counter() - start) / frames * 1000
+    try:
+        render(plan, progress=progress)
+        made = sorted(folder.glob("*.png"))
+    except RenderInterrupted as stopped:
+        print(f"\n  stopped at the deadline: {stopped.message}")
+        made = sorted(plan.work.path.glob("*/*.png"))  # segment folders in order, frames in order within
+    ms = (time.perf_counter() - start) / max(1, len(made)) * 1000
     print()
-    images = [media.load_image(p) for p in sorted(folder.glob("*.png"))]
+    images = [media.load_image(p) for p in made]
     color = plan.preset.color
     coherence = color.coherence
     if coherence is Coherence.AUTO:
@@ -194,7 +207,8 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     if stills:
         save_sheet(images, stills, out / f"{preset}.{name}.{size[0]}x{size[1]}.frames.png")
     if not keep:
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(plan.work.path, ignore_errors=True)
     return series, summarise(series, preset, name, f"{size[0]}x{size[1]}", ms)
 
 
@@ -265,9 +279,9 @@ def main() -> None:
     parser.add_argument("--stills", type=int, default=0, metavar="K",
                         help="save K evenly spaced frames of each render as one PNG sheet beside its plot")
     parser.add_argument("--deadline", type=float, default=0, metavar="SECONDS",
-                        help="start no render that the last one's pace says would end after this many seconds")
+                        help="stop rendering after this many seconds and measure the frames made so far")
     args = parser.parse_args()
-    started, pace = time.monotonic(), 0.0  # pace: seconds per frame of the last render, measuring included
+    stop_at = time.monotonic() + args.deadline if args.deadline else float("inf")
     if args.threads:
         torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -275,13 +289,11 @@ def main() -> None:
     summaries = []
     for preset in args.presets.split(","):
         for name in args.inputs.split(","):
-            left = args.deadline - (time.monotonic() - started)
-            if args.deadline and pace * args.frames > left:
-                print(f"skipped {preset} {name}: at {pace * 1000:.0f} ms/frame it would not end in the {left:.0f} s left")
+            if time.monotonic() > stop_at:
+                print(f"skipped {preset} {name}: the deadline has passed")
                 continue
-            begun = time.monotonic()
-            series, summary = run(preset, name, args.frames, size, args.out, args.overrides, args.keep, args.stills)
-            pace = (time.monotonic() - begun) / args.frames
+            series, summary = run(preset, name, args.frames, size, args.out, args.overrides, args.keep, args.stills,
+                                  stop_at)
             plot(series, summary, args.out / f"{preset}.{name}.{args.size}.png")
             summaries.append(summary)
             print_table(summaries[-1:])
