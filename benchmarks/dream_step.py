@@ -248,6 +248,11 @@ def _rule(name: str) -> str | None:
     return None
 
 
+def _is_python(event) -> bool:
+    """A profiler event for a Python function (torch < 2.11 marks them; 2.11 dropped the attribute)."""
+    return getattr(event, "is_python_function", False)
+
+
 def profile_step(step, device: torch.device) -> dict:
     """Profile one call of step() and split its time by category (see CATEGORIES).
 
@@ -284,7 +289,7 @@ def profile_step(step, device: torch.device) -> dict:
         elif category is None:
             category = _rule(e.name)
         tagged.append((e, category, backward_here))
-        if not backward_here and e.sequence_nr >= 0 and not getattr(e, "is_python_function", False):  # gone in torch 2.11
+        if not backward_here and e.sequence_nr >= 0 and not _is_python(e):
             forward_category[e.sequence_nr] = category or "other"  # the last op with this number created the node
         for child in sorted(e.cpu_children, key=lambda c: c.time_range.start):
             walk(child, category, backward_here)
@@ -303,14 +308,14 @@ def profile_step(step, device: torch.device) -> dict:
         category = category or "other"
         t = own_time(e) / 1e3
         if e.name in ("aten::convolution", "aten::convolution_backward", "aten::max_pool2d_with_indices",
-                      "aten::max_pool2d_with_indices_backward", "aten::cumsum") and not getattr(e, "is_python_function", False):  # gone in torch 2.11
+                      "aten::max_pool2d_with_indices_backward", "aten::cumsum") and not _is_python(e):
             total_t = (e.device_time_total if use_device else e.cpu_time_total) / 1e3
             shapes = ["x".join(map(str, v)) for v in (e.input_shapes or []) if isinstance(v, list) and v]
             # convolution_backward's inputs are (grad_output, input, weight): show input and weight
             shown = shapes[1:3] if e.name == "aten::convolution_backward" else shapes[:2]
             calls.append((total_t, e.name, ", ".join(shown)))
         per_category[category] += t
-        if not getattr(e, "is_python_function", False) and t > 0:
+        if not _is_python(e) and t > 0:
             name = e.name[len(_BACKWARD_PREFIX):] + " (engine)" if e.name.startswith(_BACKWARD_PREFIX) else e.name
             per_op[(category, name)][0] += t
             per_op[(category, name)][1] += 1

@@ -175,6 +175,7 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     request = RenderRequest(source, output=Path(str(folder) + "/"), preset=preset, overrides=tuple(overrides),
                             frames=frames, size=size, no_audio=True, overwrite=True)
     plan = plan_render(request)
+
     def progress(done: int, total: int) -> None:
         print(f"\r  {preset} {name}: {done}/{total}", end="", flush=True)
         if time.monotonic() > stop_at:
