@@ -17,11 +17,20 @@ sharpness   variance of the Laplacian of the grey frame, over its mean on the ea
 hue R       how much of the colour points one way: the length of the mean saturation-weighted hue
             vector, 0 (every hue) .. 1 (one hue); a drift toward one hue raises it
 flat        share of pixels whose 3x3 neighbourhood is exactly flat (posterised or clipped regions)
+variety     how different the parts of the frame are: the mean cosine distance between the mixed4c
+            activations (inception5h, channel means) of the cells of a 4x4 grid over the frame, resized
+            to 320 px wide. A photo or video frame scores 0.4-0.55; a frame that has collapsed into one
+            texture all over (every cell the same pattern) about 0.1. Judged against the early frames
+            (1..48) as sharpness is, so a render is compared with its own start
+source      (video input) how much of the source shows: the correlation of the output's luma with the
+            source frame's, both blurred at 2 px (of 320) so the dream's fine texture does not count;
+            1 is the source itself, 0 nothing of it
 =========== ======================================================================================
 
 The table gives, after a settling second (frames >= 48): the worst clipped % of any 48-frame window,
 the worst window's relative deviation of brightness, contrast and saturation from their targets, the
-sharpness ratio of the last tenth, and hue R / flat at the start and the end. One PNG per render plots
+sharpness and variety ratios of the last tenth, hue R / flat at the start and the end, and the source's
+correlation in the early frames and the last tenth. One PNG per render plots
 the figures over time.
 
     python benchmarks/long_run.py --frames 3000 --size 128x72          # every feedback preset, 3 inputs
@@ -65,6 +74,8 @@ from renderer.plan import RenderRequest, plan_render  # noqa: E402
 INPUTS = {"noise": "noise", "photo": str(ROOT / "samples" / "chelsea.jpg"), "video": str(ROOT / "samples" / "bunny.mp4")}
 WINDOW = 48          # frames per window (2 s at 24 fps); also the settling time skipped
 EARLY = slice(1, 49)  # the early frames sharpness is compared with (frame 0 is the full first dream)
+VARIETY_LAYER = "mixed4c"
+VARIETY_WIDTH = 320
 
 
 @dataclass
@@ -79,6 +90,8 @@ class Series:
     sharpness: np.ndarray
     hue_r: np.ndarray
     flat: np.ndarray
+    variety: np.ndarray
+    source: np.ndarray       # NaN without a source video
 
 
 @dataclass
@@ -99,6 +112,10 @@ class Summary:
     hue_r_end: float
     flat_start: float        # %
     flat_end: float
+    variety_early: float
+    variety_ratio: float     # last tenth over early frames
+    source_early: float      # NaN without a source video
+    source_end: float
 
 
 def hue_concentration(frame: np.ndarray) -> float:
@@ -119,13 +136,46 @@ def flat_share(frame: np.ndarray) -> float:
     return float((spread[1:-1, 1:-1] == 0).mean() * 100)
 
 
-def measure(frames: list[np.ndarray], targets: np.ndarray) -> Series:
-    """Figures of uint8 (H,W,3) frames; `targets` (n, 3) as in :class:`Series`."""
+def _small(frame: np.ndarray) -> np.ndarray:
+    """`frame` resized to the variety and source figures' 320 px width (area filter)."""
+    h, w = frame.shape[:2]
+    return cv2.resize(frame, (VARIETY_WIDTH, max(1, round(h * VARIETY_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
+
+@torch.no_grad()
+def variety(frames: list[np.ndarray], model: torch.nn.Module, device: torch.device, grid: int = 4) -> np.ndarray:
+    """Per frame, the mean cosine distance between the channel-mean mixed4c activations of a
+    `grid` x `grid` split of the frame (resized to 320 px wide): 0 when every cell holds the same pattern."""
+    out = []
+    for frame in frames:
+        acts = model(to_tensor(_small(frame), device), [VARIETY_LAYER])[VARIETY_LAYER][0].float()
+        cells = torch.nn.functional.adaptive_avg_pool2d(acts, (grid, grid)).flatten(1).T  # (grid^2, C)
+        cells = torch.nn.functional.normalize(cells, dim=1)
+        n = grid * grid
+        out.append(1.0 - float(((cells @ cells.T).sum() - n) / (n * (n - 1))))
+    return np.array(out)
+
+
+def source_correlation(frame: np.ndarray, source: np.ndarray) -> float:
+    """Correlation of the blurred luma of `frame` and `source` (both resized to 320 px wide)."""
+    a, b = (cv2.GaussianBlur(cv2.cvtColor(_small(f), cv2.COLOR_RGB2GRAY).astype(np.float64), (0, 0), 2.0).ravel()
+            for f in (frame, source))
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / max(1e-9, np.sqrt((a * a).sum() * (b * b).sum())))
+
+
+def measure(frames: list[np.ndarray], targets: np.ndarray, model: torch.nn.Module, device: torch.device,
+            sources: list[np.ndarray] | None = None) -> Series:
+    """Figures of uint8 (H,W,3) frames; `targets` (n, 3) as in :class:`Series`; `sources`: the source
+    video's frames at the render's size, for the source correlation."""
     figs = np.stack([figures(to_tensor(f), ColorSpace.RGB).numpy()[:3] for f in frames])
     clipped = np.array([((f == 0) | (f == 255)).mean() * 100 for f in frames])
     sharp = np.array([sharpness(f) for f in frames])
+    shown = (np.array([source_correlation(f, s) for f, s in zip(frames, sources)]) if sources
+             else np.full(len(frames), np.nan))
     return Series(clipped, figs[:, 0], figs[:, 1], figs[:, 2], targets, sharp,
-                  np.array([hue_concentration(f) for f in frames]), np.array([flat_share(f) for f in frames]))
+                  np.array([hue_concentration(f) for f in frames]), np.array([flat_share(f) for f in frames]),
+                  variety(frames, model, device), shown)
 
 
 def windows(values: np.ndarray) -> np.ndarray:
@@ -147,7 +197,9 @@ def summarise(series: Series, preset: str, name: str, size: str, ms: float) -> S
                    float(series.sharpness[late].mean() / series.sharpness[EARLY].mean()),
                    float(series.sharpness[late].mean() / series.sharpness[max(1, n // 10):max(2, 2 * n // 10)].mean()),
                    float(series.hue_r[EARLY].mean()), float(series.hue_r[late].mean()),
-                   float(series.flat[EARLY].mean()), float(series.flat[late].mean()))
+                   float(series.flat[EARLY].mean()), float(series.flat[late].mean()),
+                   float(series.variety[EARLY].mean()), float(series.variety[late].mean() / series.variety[EARLY].mean()),
+                   float(series.source[EARLY].mean()), float(series.source[late].mean()))
 
 
 def looped_video(path: str, frames: int, size: tuple[int, int], folder: Path) -> Path:
@@ -191,20 +243,24 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     ms = (time.perf_counter() - start) / max(1, len(made)) * 1000
     print()
     images = [media.load_image(p) for p in made]
-    color = plan.preset.color
-    coherence = color.coherence
+    sources, reference = None, None
+    if name == "video":
+        sources, reference = [], []
+        with contextlib.closing(plan.source.frames(0)) as decoded:  # the source frames the render saw, at its size
+            for frame, _ in zip(decoded, images):
+                reference.append(figures(to_tensor(frame), ColorSpace.RGB).numpy()[:3])
+                sources.append(_small(frame))
+    coherence = plan.preset.color.coherence
     if coherence is Coherence.AUTO:
         coherence = Coherence.SOURCE if name == "video" else Coherence.FIRST_FRAME
-    if coherence is Coherence.SOURCE:
-        with contextlib.closing(plan.source.frames(0)) as decoded:  # the source frames the render saw, at its size
-            reference = [figures(to_tensor(f), ColorSpace.RGB).numpy()[:3] for f, _ in zip(decoded, images)]
+    if coherence is Coherence.SOURCE and reference:
         targets = np.stack(reference)
     else:
         targets = np.repeat(figures(to_tensor(images[0]), ColorSpace.RGB).numpy()[None, :3], len(images), 0)
     for column, key in enumerate(("brightness", "contrast", "saturation")):
         scheduled = np.array([getattr(plan.timeline.frame(i), f"color_{key}") for i in range(len(images))])
         targets[:, column] = np.where(scheduled > 0, scheduled, targets[:, column])
-    series = measure(images, targets)
+    series = measure(images, targets, plan.model, plan.device, sources)
     if stills:
         save_sheet(images, stills, out / f"{preset}.{name}.{size[0]}x{size[1]}.frames.png")
     if not keep:
@@ -238,7 +294,7 @@ def plot(series: Series, summary: Summary, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     t = np.arange(len(series.clipped))
-    fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
+    fig, axes = plt.subplots(5, 1, figsize=(10, 12), sharex=True)
     axes[0].plot(t, series.clipped, lw=0.6)
     axes[0].axhline(1.0, color="r", ls="--", lw=0.8)
     axes[0].set_ylabel("clipped %")
@@ -254,8 +310,13 @@ def plot(series: Series, summary: Summary, path: Path) -> None:
     axes[3].plot(t, series.hue_r, lw=0.6, label="hue R")
     axes[3].plot(t, series.flat / 100, lw=0.6, label="flat share")
     axes[3].set_ylabel("hue R, flat")
-    axes[3].set_xlabel("frame")
     axes[3].legend(loc="upper right", fontsize=8)
+    axes[4].plot(t, series.variety, lw=0.6, label="variety")
+    if not np.isnan(series.source).all():
+        axes[4].plot(t, series.source, lw=0.6, label="source correlation")
+    axes[4].set_ylabel("variety, source")
+    axes[4].set_xlabel("frame")
+    axes[4].legend(loc="upper right", fontsize=8)
     fig.suptitle(f"{summary.preset}, {summary.input}, {summary.size}, {summary.frames} frames")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -306,12 +367,14 @@ def main() -> None:
 
 def print_table(summaries: list[Summary]) -> None:
     print("| preset | input | size | frames | ms/frame | clipped % max / end | brightness | contrast | saturation "
-          "| sharpness / early, settled | hue R start / end | flat % start / end |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| sharpness / early, settled | hue R start / end | flat % start / end | variety early, last / early "
+          "| source early / end |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summaries:
         print(f"| {s.preset} | {s.input} | {s.size} | {s.frames} | {s.ms_per_frame:.0f} | {s.clipped_max:.2f} / "
               f"{s.clipped_end:.2f} | {s.brightness_dev:.1f} % | {s.contrast_dev:.1f} % | {s.saturation_dev:.1f} % "
-              f"| {s.sharpness_ratio:.2f}, {s.sharpness_settled:.2f} | {s.hue_r_start:.2f} / {s.hue_r_end:.2f} | {s.flat_start:.1f} / {s.flat_end:.1f} |")
+              f"| {s.sharpness_ratio:.2f}, {s.sharpness_settled:.2f} | {s.hue_r_start:.2f} / {s.hue_r_end:.2f} | {s.flat_start:.1f} / {s.flat_end:.1f} "
+              f"| {s.variety_early:.2f}, {s.variety_ratio:.2f} | {s.source_early:.2f} / {s.source_end:.2f} |")
 
 
 if __name__ == "__main__":
