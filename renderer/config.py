@@ -108,6 +108,8 @@ class MotionConfig(Section):
     center_x: Schedule = scheduled(0.5)       # zoom/rotation centre, fraction of width
     center_y: Schedule = scheduled(0.5)
     mix: Schedule = scheduled(0.0)            # weight of the current source frame blended in, 0..1
+    follow: Schedule = scheduled(0.0)         # seconds: the broad layout follows the source video's with this
+                                              # lag (0: never pulled); keeps the video readable in the zoom
     cadence: Schedule = scheduled(1)          # dream every k-th frame, tween the frames between (1..16)
 
 
@@ -228,6 +230,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.steps": (0, 1000), "dream.step_size": (0, 1), "dream.octaves": (1, 12),
     "dream.octave_scale": (1.01, 4), "dream.jitter": (0, 4096), "dream.first_steps": (0, 1000),
     "dream.first_octaves": (1, 12), "dream.working_size": (0, 8192), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
+    "motion.follow": (0, 3600),
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
     "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "output.fps": (0.1, 1000),
     "color.match": (0, 1), "color.brightness": (0, 1), "color.contrast": (0, 0.5), "color.saturation": (0, 1),

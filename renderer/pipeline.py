@@ -4,7 +4,8 @@
                                                                ▲
                                      previous dreamed frame ───┘
 
-* feedback: init = transform(previous output) [mixed with the source frame by ``motion.mix``]
+* feedback: init = transform(previous output) [mixed with the source frame by ``motion.mix``, its layout
+            pulled to the source's by ``motion.follow``]
 * flow:     init = source + carry * mask * warp(previous dream - previous source, flow)
             (the hallucination residual rides the source motion; where the source itself does not
             arrive intact along the flow, i.e. revealed or changed, the mask drops it), held at the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import queue
 import threading
 import warnings
@@ -31,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import media
 from .color import ColorController, ColorTargets
-from .detail import DetailController
+from .detail import DetailController, gaussian_blur
 from .config import Mode, dump_toml
 from .dream import Objective, dream
 from .errors import DreamvidError, EncodeError, InputError
@@ -62,6 +65,9 @@ CATCH_UP_KEYFRAMES = 3
 #: wherever resampling and renewal wore the dream down faster (a span opened mid-way through a panning
 #: scene lost 5 % a keyframe and sat at 0.65 of the render's strength; bikes at 0.8 of its first frame's).
 STRENGTH_GAIN = 0.08
+#: ``motion.follow`` compares layouts at this many pixels on the short side, blurred by one: a Gaussian
+#: of about 1/60 of the frame's short side at any size (6 px at 360).
+LAYOUT_SIDE = 60
 
 
 class RenderInterrupted(DreamvidError):
@@ -242,19 +248,26 @@ class FrameDreamer:
 
     def _mix(self, frame: torch.Tensor, carried_source: torch.Tensor | None, source: torch.Tensor | None,
              index: int) -> torch.Tensor:
-        """Show the current source frame through the zoom at ``motion.mix`` (moving sources only).
+        """Show the current source frame through the zoom at ``motion.mix`` and pull the frame's layout
+        toward it by ``motion.follow`` (moving sources only).
 
         Every frame holds the source at that share, moved along with the dream; it is swapped for the
         current source frame (``frame + mix * (source - carried_source)``) rather than blended on top,
         which would keep zoomed copies of every earlier source frame (a ghost: with mix 0.15 the frame
         before last stayed at 0.13, the one before at 0.11, ...). Only the first frame after the start
-        has no carried source, and blends."""
-        mix = self.timeline.frame(index).mix
-        if source is None or not self.mixes_source or mix <= 0.0:
+        has no carried source, and blends. The swap alone does not hold the source in the picture: the
+        dream re-dreams that share too, and over hundreds of frames of a zoom the picture loses the
+        video and settles into one texture grown from the zoom's centre (see :func:`follow_layout`)."""
+        settings = self.timeline.frame(index)
+        if source is None or not self.mixes_source:
             return frame
-        if carried_source is None:
-            return torch.lerp(frame, source, mix)
-        return (frame + mix * (source - carried_source)).clamp_(0.0, 1.0)
+        if settings.mix > 0.0:
+            frame = (torch.lerp(frame, source, settings.mix) if carried_source is None
+                     else (frame + settings.mix * (source - carried_source)).clamp_(0.0, 1.0))
+        share = follow_share(settings.follow, self.source.fps)
+        if share <= 0.0:
+            return frame
+        return follow_layout(frame, source, carried_source, settings.mix, share)
 
     # ------------------------------------------------------------------------------------------ flow
 
@@ -322,6 +335,51 @@ class FrameDreamer:
         # Last, with the group complete: Ctrl-C inside it saves the state of the group before, whole.
         state.maturity = (maturity + 1.0 / CATCH_UP_KEYFRAMES).clamp_(max=1.0)
         return frames[::-1]
+
+
+def follow_share(lag: float, fps: float) -> float:
+    """The share of the layout pulled to the source each frame for ``motion.follow`` = `lag` seconds at
+    `fps`: ``1 - exp(-1 / (lag * fps))``, a first-order lag with that time constant (0 for lag 0: off).
+    0.4 s at 24 fps pulls 0.099 a frame."""
+    return 0.0 if lag <= 0.0 else 1.0 - math.exp(-1.0 / (lag * fps))
+
+
+def layout(frame: torch.Tensor) -> torch.Tensor:
+    """The broad layout of ``(1, 3, H, W)`` `frame`, ``(1, 3, h, w)`` with :data:`LAYOUT_SIDE` pixels on
+    the short side: shrunk (area filter) and blurred by one pixel there, what is left of a scene's shapes,
+    light and colour without its texture (a Gaussian of about 1/60 of the short side: 6 px at 360)."""
+    height, width = frame.shape[-2:]
+    scale = LAYOUT_SIDE / min(height, width)
+    small = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return gaussian_blur(F.interpolate(frame, size=small, mode="area"), 1.0)
+
+
+def follow_layout(frame: torch.Tensor, source: torch.Tensor, carried_source: torch.Tensor | None, mix: float,
+                  share: float) -> torch.Tensor:
+    """Give `frame` the current `source` frame's broad layout and fade what the dream added at that
+    scale by `share` (``motion.follow``); all ``(1, 3, H, W)`` in [0, 1]; the texture above the layout
+    (the dream's detail, the source's at ``mix``) is left alone.
+
+    `frame` holds ``carried_source`` (the previous source frame, moved along with it) at `mix` in every
+    band (see ``FrameDreamer._mix``, which has already swapped that share for the current frame). Here
+    the rest of its layout is swapped too, ``(1 - mix) * (layout(source) - layout(carried_source))``, so
+    the layout is always the current frame's: no lagging copy of an earlier one, no ghost. Then the gap
+    between the frame's layout and the source's, which is the dream's own broad shading, shrinks by
+    `share`. Without `carried_source` (the first frame after the start) the layout is pulled by `share`.
+
+    Why: in a feedback zoom the zoom's centre never leaves the frame, so whatever grows there is dreamed
+    again every frame and spreads outward (fractal-zoom on a video at 640x360 had filled the frame with
+    rings and coils grown from the centre after about 500 frames, the video gone; with follow 0.4 s it
+    still shows dogs over the video's scene at frame 700)."""
+    height, width = frame.shape[-2:]
+
+    def up(small: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+
+    target = layout(source)
+    if carried_source is not None:
+        frame = frame + (1.0 - mix) * up(target - layout(carried_source))
+    return (frame + share * up(target - layout(frame))).clamp_(0.0, 1.0)
 
 
 def _between(before: torch.Tensor, after: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor,

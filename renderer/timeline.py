@@ -27,6 +27,7 @@ class FrameSettings:
     dream: DreamSettings
     motion: Motion
     mix: float
+    follow: float                       # seconds, 0 = off (motion.follow)
     carry: float
     refine: float
     refresh: float
@@ -71,7 +72,7 @@ class Timeline:
                         translate_y=v["motion.translate_y"], center_x=v["motion.center_x"],
                         center_y=v["motion.center_y"])
         cadence = round(v[f"{self.preset.mode.cadence_section}.cadence"])
-        return FrameSettings(dream, motion, v["motion.mix"], v["flow.carry"], v["flow.refine"], v["flow.refresh"],
+        return FrameSettings(dream, motion, v["motion.mix"], v["motion.follow"], v["flow.carry"], v["flow.refine"], v["flow.refresh"],
                              v["color.match"], cadence, self.objective.weights_at(i, self.context),
                              v["color.brightness"], v["color.contrast"], v["color.saturation"],
                              v["color.detail"])

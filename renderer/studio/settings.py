@@ -31,6 +31,7 @@ SLIDERS: dict[str, tuple[float, float, float]] = {
     "dream.first_octaves": (1, 8, 1), "motion.zoom": (0.5, 3.0, 0.01), "motion.angle": (-90, 90, 1),
     "motion.translate_x": (-0.5, 0.5, 0.01), "motion.translate_y": (-0.5, 0.5, 0.01),
     "motion.center_x": (0, 1, 0.01), "motion.center_y": (0, 1, 0.01), "motion.mix": (0, 1, 0.01),
+    "motion.follow": (0, 5, 0.05),
     "flow.carry": (0, 1, 0.01), "flow.refine": (0, 1, 0.01), "flow.refresh": (0, 5, 0.1),
     "color.match": (0, 1, 0.01), "color.detail": (0, 1, 0.01), "audio.bpm": (0, 240, 1), "output.fps": (1, 60, 1), "output.crf": (-1, 51, 1),
 }
@@ -48,6 +49,7 @@ HELP: dict[str, str] = {
     "motion.angle": "degrees per second, counter-clockwise", "motion.translate_x": "frame widths per second",
     "motion.translate_y": "frame heights per second", "motion.center_x": "zoom centre, share of width",
     "motion.center_y": "zoom centre, share of height", "motion.mix": "share of the current source frame in each frame",
+    "motion.follow": "seconds until the layout follows the video (0: off)",
     "flow.method": "optical flow estimator", "flow.carry": "share of the dream carried to the next frame",
     "flow.consistency": "drop the carry where the source changed", "flow.refine": "dream where the carry holds",
     "flow.refresh": "dream where the carry was dropped", "color.match": "pull colours toward the source",
