@@ -4,7 +4,8 @@
     python benchmarks/cluster.py --quick          # fewer frames, cheaper dream (plumbing check)
 
 1. **Seams** (no Ray: spans rendered one after the other here, which gives the same frames). Each clip is
-   rendered as one span (a local render) and split for 2 and 3 workers, to PNG frames (segment joins in
+   rendered as one span (a local render) and split for 2 and 3 workers as ``dreamvid render --workers N``
+   splits it (the cross-fade chosen from the clip; ``--blend`` fixes it), to PNG frames (segment joins in
    a video add a one-frame compression jump of their own, local renders' too: see README). At each seam the frames from
    ``first - blend - 1`` to ``first`` are compared with the clip: warping error (:func:`metrics.warping_errors`,
    on the source's flow) over the seam zone and at its worst frame, and dream strength
@@ -59,7 +60,7 @@ def request(clip: Path, out: Path, size: tuple[int, int], overrides: tuple[str, 
     return RenderRequest(str(clip), out, ("flow-dream",), overrides, frames=frames, size=size, overwrite=True)
 
 
-def seams(clip: Path, folder: Path, size, overrides, frames, workers_list=(2, 3), blend: int = cluster.spans.BLEND_FRAMES
+def seams(clip: Path, folder: Path, size, overrides, frames, workers_list=(2, 3), blend: int | None = None
           ) -> list[dict]:
     rows = []
     for row in _seams(clip, folder, size, overrides, frames, workers_list, blend):
@@ -82,8 +83,12 @@ def _seams(clip: Path, folder: Path, size, overrides, frames, workers_list, blen
     for workers in workers_list:
         out = folder / f"{clip.stem}-{workers}"
         split_plan = plan_render(request(clip, out, size, overrides, frames))
-        spans = cluster.plan_spans(Mode.FLOW, split_plan.source.n_frames, workers, split_plan.timeline, blend=blend)
-        render = ClusterRender(0, split_plan, spans, "auto")
+        if blend is None:  # as `dreamvid render --workers N` splits it: the cross-fade chosen from the clip
+            render = cluster.split(split_plan, workers)
+            print(f"  {clip.name}, {workers} workers: {render.describe(workers)}", flush=True)
+        else:
+            spans = cluster.plan_spans(Mode.FLOW, split_plan.source.n_frames, workers, split_plan.timeline, blend=blend)
+            render = ClusterRender(0, split_plan, spans, "auto")
         if len(render.spans.spans) < 2:
             print(f"{clip.name}: too short to split for {workers} workers")
             continue
@@ -144,8 +149,8 @@ def main() -> None:
     parser.add_argument("--real", type=Path, action="append", default=[],
                         help="a real clip to measure seams on as well (its first --frames frames)")
     parser.add_argument("--no-bunny", action="store_true", help="leave samples/bunny.mp4 out of the seam measure")
-    parser.add_argument("--blend", type=int, default=cluster.spans.BLEND_FRAMES,
-                        help="frames cross-faded at each seam (default: the shipped BLEND_FRAMES)")
+    parser.add_argument("--blend", type=int, default=None,
+                        help="frames cross-faded at each seam (default: chosen from each clip, as renders do)")
     parser.add_argument("--gpu-speedup", type=float, default=40.0,
                         help="assumed GPU speed-up over this 2-core CPU per frame (an assumption, see README)")
     args = parser.parse_args()
@@ -188,20 +193,23 @@ def main() -> None:
             per_frame = 1 / single
     print("\n3. warm-up share (warm-up frames / frames kept)")
     timeline = build_timeline(load_preset("flow-dream"), 100000, 25.0)
-    for n, workers in ((132, 2), (600, 2), (600, 8), (1500, 8), (4500, 8), (4500, 16)):
-        plan = cluster.plan_spans(Mode.FLOW, n, workers, timeline)
-        print(f"  {n} frames, {workers} workers: {len(plan.spans)} spans, {100 * plan.overhead:.1f} %")
+    for blend in (12, 25, 50, 100):  # a moving camera at 25 fps ~25, a still one ~100 (seams.seam_blend)
+        for n, workers in ((132, 2), (600, 2), (600, 8), (1500, 8), (4500, 8), (4500, 16)):
+            plan = cluster.plan_spans(Mode.FLOW, n, workers, timeline, blend=blend)
+            print(f"  cross-fade {blend}, {n} frames, {workers} workers: {len(plan.spans)} spans, blend {plan.blend}, "
+                  f"{100 * plan.overhead:.1f} %")
     print("\n4. 8 GPUs at 1080p, on paper")
     if per_frame is not None:
         dreamed = dreamed_pixels(timeline, size)
         cpu_1080 = per_frame * dreamed_pixels(timeline, (1920, 1080)) / dreamed
         gpu = cpu_1080 / args.gpu_speedup
-        share = cluster.plan_spans(Mode.FLOW, 4500, 8, timeline).overhead
+        # A moving camera at 25 fps (seam_blend: ~25 frames); a still one would take up to 100.
+        share = cluster.plan_spans(Mode.FLOW, 4500, 8, timeline, blend=25).overhead
         print(f"  measured here: {1000 * per_frame:.0f} ms/frame at {args.size} on one thread -> {cpu_1080:.1f} s/frame at "
               f"1080p by the pixels dreamed per frame (the octaves at the working size and the detail octaves: "
               f"{dreamed_pixels(timeline, (1920, 1080)) / dreamed:.1f}x); a GPU {args.gpu_speedup:g}x faster: "
               f"{1000 * gpu:.0f} ms/frame")
-        print(f"  8 GPUs, 3-minute clip (4500 frames at 25 fps), warm-up {100 * share:.1f} %: "
+        print(f"  8 GPUs, 3-minute clip (4500 frames at 25 fps, a moving camera: 25-frame cross-fades), warm-up {100 * share:.1f} %: "
               f"{8 / (gpu * (1 + share)):.1f} frames/s, the clip in {4500 * gpu * (1 + share) / 8 / 60:.1f} min "
               f"(one GPU: {4500 * gpu / 60:.1f} min)")
 

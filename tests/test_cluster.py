@@ -54,6 +54,50 @@ def test_spans_cover_the_render_once_and_start_on_keyframes(cadence):
     assert len(cluster.plan_spans(Mode.FLOW, 60, 4, timeline).spans) == 1
 
 
+def test_a_cross_fade_too_long_for_the_clip_is_shortened_to_fit_and_said():
+    timeline = build_timeline(load_preset("flow-dream"), 1000, 25.0)
+    roomy = cluster.plan_spans(Mode.FLOW, 1000, 2, timeline, blend=100)
+    assert roomy.blend == 100 and roomy.warmup == cluster.spans.SETTLE_FRAMES + 100
+    assert "too short" not in roomy.describe(2)
+    tight = cluster.plan_spans(Mode.FLOW, 300, 2, timeline, blend=100)  # spans of 3 warm-ups: 300 // 6 - 8 = 42
+    assert len(tight.spans) == 2 and tight.blend == 42 and tight.spans[1].blend_in == 42
+    assert "too short for the 100-frame cross-fade" in tight.describe(2)
+    nearly = cluster.plan_spans(Mode.FLOW, 700, 2, timeline, blend=109)  # 700 // 6 - 8 = 108: close enough
+    assert nearly.blend == 108 and "too short" not in nearly.describe(2)
+    # Not even the shortest cross-fade fits: one span, no seam.
+    assert len(cluster.plan_spans(Mode.FLOW, 110, 2, timeline, blend=100).spans) == 1
+
+
+def test_the_cross_fade_is_chosen_from_the_clip_s_motion(tmp_path):
+    """A still shot needs a long cross-fade (every frame-to-frame change shows against its stillness), a
+    moving one a short one; the motion estimate from a few windows matches the whole clip's."""
+    from renderer.cluster.seams import MAX_BLEND_SECONDS, seam_blend, source_motion
+    from renderer.scenes import make_scene, write_video
+
+    moving = make_scene("crossing", (96, 54), 60, seed=2, fps=25.0)
+    moving_clip = moving.write(tmp_path / "moving.mp4", audio=False)
+    still = [media.load_image(SAMPLES / "chelsea.jpg")[:54 * 4:4, :96 * 4:4]] * 60
+    still_clip = write_video(still, tmp_path / "still.mp4", 25.0, audio=False)
+
+    def source(clip):
+        return plan_render(RenderRequest(str(clip), tmp_path / "out.mp4", ("flow-dream",), FAST)).source
+
+    everything = metrics.SourceMotion.of(list(source(moving_clip).frames())).source_error
+    assert source_motion(source(moving_clip)) == pytest.approx(everything, rel=0.25)
+    fast, calm = seam_blend(source(moving_clip), 0.04), seam_blend(source(still_clip), 0.04)
+    assert cluster.spans.BLEND_FRAMES <= fast.frames < 60 and fast.motion > 0.003
+    assert calm.frames == round(MAX_BLEND_SECONDS * 25.0) and calm.motion < 0.001
+
+
+def test_a_split_render_says_how_its_cross_fade_was_chosen(tmp_path):
+    render = cluster.split(flow_plan(tmp_path / "out.mp4", 132), 2, "cpu")
+    assert len(render.spans.spans) == 2 and render.strength and render.blend
+    line = render.describe(2)
+    assert "cross-fade chosen from the clip" in line and f"{render.blend.motion:.4f}" in line
+    # samples/bunny.mp4 is too short for the cross-fade its motion asks for: the longest that fits, said.
+    assert render.spans.blend < render.blend.frames and "too short" in line
+
+
 # ------------------------------------------------------------------------------- spans, in-process
 
 def test_one_span_gives_the_frames_of_a_local_render(tmp_path):

@@ -41,6 +41,6 @@ def render_on_cluster(plan: RenderPlan, cluster: str | None, workers: int | None
     with RayExecutor(cluster, workers) as executor:
         render = split(plan, executor.workers, device)
         if announce:
-            announce(render.spans.describe(executor.workers))
+            announce(render.describe(executor.workers))
         (output,) = run_renders([render], executor, progress, announce)
     return output

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import media
+from ..config import Mode
 from ..errors import InputError
 from ..pipeline import RenderInterrupted, finish_render, opening_strength, segment_crf
 from ..plan import RenderPlan
 from ..workdir import LoopState
 from .progress import ProgressSnapshot, ProgressTracker
-from .seams import write_seam
+from .seams import BlendChoice, seam_blend, write_seam
 from .spans import Span, SpanPlan, plan_spans
 from .worker import ModelCache, SpanJob, SpanResult, portable, run_span, unpack
 
@@ -67,22 +68,32 @@ class LocalExecutor:
 class ClusterRender:
     """One render split into spans: its span plan, its work folder's record, its final join."""
 
-    def __init__(self, index: int, plan: RenderPlan, spans: SpanPlan, device: str) -> None:
+    def __init__(self, index: int, plan: RenderPlan, spans: SpanPlan, device: str, strength: float | None = None,
+                 blend: BlendChoice | None = None) -> None:
+        """`strength`: the render's opening strength when already measured (:func:`split`); `blend`: how
+        the seams' cross-fade was chosen, for :meth:`describe`."""
         self.index, self.plan, self.device = index, plan, device
         self.work = plan.work
         self.digest = plan.digest()
         self.spans = spans
+        self.blend = blend
         self.done: dict[int, dict[str, int]] = {}
         self.strength: float | None = None
         if plan.resume:
             self._load()
-        else:
+        elif len(spans.spans) > 1:
             # Every span holds the dream to the strength of the render's first frame, as a local render does
             # (each span's own opening frame would give each its own strength).
-            self.strength = opening_strength(plan) if len(spans.spans) > 1 else None
+            self.strength = strength if strength is not None else opening_strength(plan)
+        if not plan.resume:
             self.work.create()
             self.work.save(LoopState(tile=plan.tile), self.digest)
             self._save()
+
+    def describe(self, workers: int) -> str:
+        """One line for the user: how the render is split and, in flow mode, what chose its cross-fade."""
+        line = self.spans.describe(workers)
+        return f"{line} ({self.blend.describe()})" if self.blend and len(self.spans.spans) > 1 else line
 
     # --------------------------------------------------------------------------------- record
 
@@ -193,9 +204,17 @@ def run_renders(renders: list[ClusterRender], executor: Executor,
 
 
 def split(plan: RenderPlan, workers: int, device: str = "auto", index: int = 0) -> ClusterRender:
-    """A render split for `workers` workers (see :func:`renderer.cluster.spans.plan_spans`)."""
-    spans = plan_spans(plan.preset.mode, plan.source.n_frames, workers, plan.timeline)
-    return ClusterRender(index, plan, spans, device)
+    """A render split for `workers` workers (see :func:`renderer.cluster.spans.plan_spans`); in flow
+    mode with its seams' cross-fade chosen from the clip (:func:`renderer.cluster.seams.seam_blend`).
+    A resumed render keeps the spans it was started with."""
+    if plan.preset.mode is not Mode.FLOW or workers < 2 or plan.resume:
+        return ClusterRender(index, plan, plan_spans(plan.preset.mode, plan.source.n_frames, workers, plan.timeline),
+                             device)
+    strength = opening_strength(plan)
+    blend = seam_blend(plan.source, strength) if strength else None
+    spans = plan_spans(plan.preset.mode, plan.source.n_frames, workers, plan.timeline,
+                       **({"blend": blend.frames} if blend else {}))
+    return ClusterRender(index, plan, spans, device, strength, blend)
 
 
 def whole(plans: Iterable[RenderPlan], device: str = "auto") -> list[ClusterRender]:

@@ -9,6 +9,8 @@ frames are discarded. The two spans still carry different
 hallucinations, so at each **seam** the last ``blend`` frames of the earlier span and the last
 ``blend`` warm-up frames of the later one (the same frame indices) are cross-faded
 (:mod:`renderer.cluster.seams`): the dream changes over ``blend`` frames instead of jumping in one.
+How many frames that takes depends on the clip (:func:`renderer.cluster.seams.seam_blend`); a clip too
+short for it gets the longest cross-fade its spans allow.
 
 Feedback mode is a chain (each frame is made from the one before): a render is one span.
 
@@ -25,9 +27,9 @@ from dataclasses import dataclass
 from ..config import Mode
 from ..timeline import Timeline
 
-#: Frames cross-faded at each seam (flow mode): long enough that the change of hallucinations adds
-#: less to a frame's warping error than the clip's own frame-to-frame variation (measured on
-#: samples/bunny.mp4: see benchmarks/README.md, "Rendering on a cluster").
+#: The shortest cross-fade at a seam (flow mode), and the length when none is chosen from the clip:
+#: shorter ones show on any footage (measured on samples/bunny.mp4: see benchmarks/README.md,
+#: "Rendering on a cluster").
 BLEND_FRAMES = 12
 #: Warm-up frames before the blend, for the opening frame's dream to settle into the carry.
 SETTLE_FRAMES = 8
@@ -73,6 +75,7 @@ class SpanPlan:
     warmup: int
     blend: int
     n_frames: int
+    wanted_blend: int = 0  # the cross-fade asked for, when the clip was too short for it (0: as asked)
 
     @property
     def overhead(self) -> float:
@@ -87,7 +90,15 @@ class SpanPlan:
         length = round(self.n_frames / n)
         return (f"{self.n_frames} frames in {n} spans of about {length} on {min(workers, n)} workers; warm-up "
                 f"{self.warmup} frames before each span after the first, the last {self.blend} cross-faded at "
-                f"each seam (+{100 * self.overhead:.0f} % frames)")
+                f"each seam (+{100 * self.overhead:.0f} % frames)"
+                + (f"; the clip is too short for the {self.wanted_blend}-frame cross-fade its motion needs, so "
+                   "the seams may show (fewer workers, or a longer clip)" if self.short_blend else ""))
+
+    @property
+    def short_blend(self) -> bool:
+        """The cross-fade is well short of the one asked for (the seam's added flicker goes as 1 / its
+        length: a quarter short adds a third)."""
+        return 4 * self.blend < 3 * self.wanted_blend
 
 
 def keyframes(timeline: Timeline, n_frames: int) -> list[int]:
@@ -103,15 +114,21 @@ def plan_spans(mode: Mode, n_frames: int, workers: int, timeline: Timeline, *, b
                settle: int = SETTLE_FRAMES, max_span: int = MAX_SPAN_FRAMES) -> SpanPlan:
     """Split a render of `n_frames` frames for `workers` workers.
 
-    Feedback mode, one worker, or a clip too short for spans of ``MIN_SPAN_FACTOR`` warm-ups: one
-    span. Otherwise at least one span per worker, more when spans would exceed `max_span` frames (a
-    multiple of `workers`, so that every round keeps every worker busy), the first span longer by a
-    warm-up so that every span has the same frames to dream; boundaries moved to the nearest keyframe.
+    `blend` is the cross-fade wanted at each seam and `settle` the warm-up frames before it. Feedback
+    mode, one worker, or a clip too short for two spans of ``MIN_SPAN_FACTOR`` warm-ups: one span. A
+    clip too short for that with `blend` gets the longest cross-fade that fits, down to
+    ``BLEND_FRAMES`` (or `blend`, if shorter). Otherwise at least one span per worker, more when
+    spans would exceed `max_span` frames (a multiple of `workers`, so that every round keeps every
+    worker busy), the first span longer by a warm-up so that every span has the same frames to dream;
+    boundaries moved to the nearest keyframe.
     """
     single = SpanPlan((Span(0, 0, 0, None),), 0, 0, n_frames)
-    warmup = settle + blend
-    if mode is not Mode.FLOW or workers < 2 or n_frames < 2 * MIN_SPAN_FACTOR * warmup:
+    if mode is not Mode.FLOW or workers < 2:
         return single
+    wanted, blend = blend, min(blend, n_frames // (2 * MIN_SPAN_FACTOR) - settle)
+    if blend < min(wanted, BLEND_FRAMES):
+        return single
+    warmup = settle + blend
     count = min(workers, n_frames // (MIN_SPAN_FACTOR * warmup))
     if n_frames / count > max_span:
         count = workers * math.ceil(n_frames / (max_span * workers))
@@ -135,4 +152,4 @@ def plan_spans(mode: Mode, n_frames: int, workers: int, timeline: Timeline, *, b
         start = max((k for k in keys if k <= first - warmup), default=0) if first else 0
         spans.append(Span(i, start, first, stop, blend_in=blend if first else 0,
                           blend_out=blend if stop is not None else 0))
-    return SpanPlan(tuple(spans), warmup, blend, n_frames)
+    return SpanPlan(tuple(spans), warmup, blend, n_frames, wanted if wanted > blend else 0)
