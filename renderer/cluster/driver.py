@@ -92,8 +92,7 @@ class ClusterRender:
 
     def describe(self, workers: int) -> str:
         """One line for the user: how the render is split and, in flow mode, what chose its cross-fade."""
-        line = self.spans.describe(workers)
-        return f"{line} ({self.blend.describe()})" if self.blend and len(self.spans.spans) > 1 else line
+        return self.spans.describe(workers, self.blend.describe() if self.blend else None)
 
     # --------------------------------------------------------------------------------- record
 

@@ -102,8 +102,8 @@ class BlendChoice:
     strength: float
 
     def describe(self) -> str:
-        return (f"cross-fade chosen from the clip: its motion changes {self.motion:.4f} a frame against a dream "
-                f"of {self.strength:.3f}")
+        """What chose the length, for the line that describes the split."""
+        return f"the clip moves {self.motion:.4f} a frame against a dream of {self.strength:.3f}"
 
 
 def source_motion(source: Source, windows: int = MOTION_WINDOWS, pairs: int = WINDOW_PAIRS) -> float:

@@ -82,17 +82,20 @@ class SpanPlan:
         """Warm-up frames as a share of the frames kept."""
         return sum(s.warmup for s in self.spans) / max(self.n_frames, 1)
 
-    def describe(self, workers: int) -> str:
-        """One line for the user: spans, their length, warm-up and its cost."""
+    def describe(self, workers: int, why: str | None = None) -> str:
+        """One line for the user: spans, their length, warm-up and its cost; `why`: what chose the
+        cross-fade (:meth:`renderer.cluster.seams.BlendChoice.describe`)."""
         n = len(self.spans)
         if n == 1:
             return f"{self.n_frames} frames in 1 span on 1 of {workers} worker{'s' * (workers > 1)} (no warm-up)"
         length = round(self.n_frames / n)
-        return (f"{self.n_frames} frames in {n} spans of about {length} on {min(workers, n)} workers; warm-up "
+        line = (f"{self.n_frames} frames in {n} spans of about {length} on {min(workers, n)} workers; warm-up "
                 f"{self.warmup} frames before each span after the first, the last {self.blend} cross-faded at "
-                f"each seam (+{100 * self.overhead:.0f} % frames)"
-                + (f"; the clip is too short for the {self.wanted_blend}-frame cross-fade its motion needs, so "
-                   "the seams may show (fewer workers, or a longer clip)" if self.short_blend else ""))
+                f"each seam (+{100 * self.overhead:.0f} % frames)")
+        if self.short_blend:
+            return (f"{line}; {why + ': that ' if why else ''}asks for {self.wanted_blend}, so the seams may show: "
+                    "use fewer workers, or a longer clip")
+        return f"{line}, as {why}" if why else line
 
     @property
     def short_blend(self) -> bool:
