@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Callable
@@ -81,6 +82,9 @@ class RayExecutor:
         ray = self.ray
         if cluster is None:
             self.workers = workers or 1
+            # Ray turns token authentication on for a new local instance and says so on stderr: for a
+            # private instance that this process starts and stops, there is nothing for the user to do.
+            logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
             ray.init(num_cpus=self.workers, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
             gpus = 0
