@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import sample_image
+from conftest import SAMPLES, sample_image
 from renderer import media, metrics, pipeline
 from renderer.detail import WARMUP, DetailController, DetailState, gaussian_blur, sharpness, unsharp_amount
 from renderer.frames import to_uint8
@@ -57,17 +57,20 @@ def test_the_controller_state_round_trips_and_strength_0_changes_nothing():
     assert torch.equal(DetailController()(frame, 0.0, state), frame)
 
 
-@pytest.mark.slow  # two 400-frame renders at 64x36, about 40 s
+@pytest.mark.slow  # two 200-frame renders at 64x36, about a minute
 def test_a_spiral_zoom_keeps_its_detail_for_hundreds_of_frames(tmp_path):
-    """spiral-zoom from noise: without the controller its sharpness swings with the content to 0.6 of the
-    early frames' within 400 frames; held, the last hundred frames keep at least 90 % of it."""
+    """spiral-zoom into a photo: every frame is resampled by the zoom and turn, a little softer, and the
+    dream restores only what its layer sees. Without the controller the last 50 of 200 frames keep 0.79
+    of the early frames' sharpness (AMD EPYC); held, 0.98. (From noise the sharpness swings with what
+    the dream grows, 0.6-1.5 by CPU, so it cannot show the loss the controller holds against.)"""
     def last_over_early(detail: float) -> float:
         out = tmp_path / f"zoom{detail}.mp4"
-        request = RenderRequest("noise", out, "spiral-zoom", ("dream.working_size=0", f"color.detail={detail}"),
-                                frames=400, size=(64, 36), device="cpu")
+        request = RenderRequest(str(SAMPLES / "chelsea.jpg"), out, "spiral-zoom",
+                                ("dream.working_size=0", f"color.detail={detail}"), frames=200, size=(64, 36),
+                                device="cpu")
         pipeline.render(plan_render(request))
         sharp = np.array([metrics.sharpness(f) for f in media.read_video(out)])
-        return float(sharp[300:].mean() / sharp[1:49].mean())
+        return float(sharp[150:].mean() / sharp[1:49].mean())
 
     assert last_over_early(0.25) >= 0.9
     assert last_over_early(0.0) < 0.9
