@@ -91,6 +91,9 @@ class DreamConfig(Section):
     jitter: int = DEFAULTS.jitter
     tile: int = DEFAULTS.tile       # 0 = auto (from free memory, fixed when the render starts), -1 = never, N = px
     precision: Precision = DEFAULTS.precision
+    # Holds the mix of features the early keyframes dreamed (renderer.variety), so one pattern cannot
+    # take over a long zoom: a channel with twice its early share pulls 2**-variety as hard. 0 = off.
+    variety: Schedule = scheduled(0.0)
     first_steps: int = DEFAULTS.steps
     first_octaves: int = DEFAULTS.octaves
 
@@ -229,7 +232,7 @@ class Preset:
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.steps": (0, 1000), "dream.step_size": (0, 1), "dream.octaves": (1, 12),
     "dream.octave_scale": (1.01, 4), "dream.jitter": (0, 4096), "dream.first_steps": (0, 1000),
-    "dream.first_octaves": (1, 12), "dream.working_size": (0, 8192), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
+    "dream.first_octaves": (1, 12), "dream.working_size": (0, 8192), "dream.variety": (0, 4), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
     "motion.follow": (0, 3600),
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
     "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "output.fps": (0.1, 1000),

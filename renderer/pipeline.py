@@ -48,6 +48,7 @@ from .motion import compose, resample
 from .plan import RenderPlan
 from .sources import Source, SourceKind
 from .timeline import FrameSettings, Timeline
+from .variety import VarietyController
 from .workdir import SEGMENT_FRAMES, LoopState
 
 Progress = Callable[[int, int], None]
@@ -141,6 +142,7 @@ class FrameDreamer:
         color = plan.preset.color
         self.color = ColorController(color.coherence, color.space, color.knee, self.mixes_source)
         self.detail = DetailController()
+        self.variety = VarietyController()
 
     def is_keyframe(self, index: int, state: LoopState) -> bool:
         """Whether frame `index` ends the group that starts after the last keyframe (``next_frame - 1``)."""
@@ -179,19 +181,27 @@ class FrameDreamer:
 
     def _dream(self, index: int, init: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor | None,
                state: LoopState, generator: torch.Generator) -> torch.Tensor:
-        """Dream keyframe `index` from `init` (per-pixel step `weight`), then hold its sharpness and colours
-        to their targets (the detail and colour controllers, whose states ride in `state.detail`,
-        `state.color`; detail first, since sharpening also adds a little contrast)."""
+        """Dream keyframe `index` from `init` (per-pixel step `weight`), its layers' channels weighed to hold
+        their early mix, then hold its sharpness and colours to their targets (the variety, detail and
+        colour controllers, whose states ride in `state.variety`, `state.detail`, `state.color`; detail
+        first, since sharpening also adds a little contrast)."""
         init = self._loop_pull(index, init, state)
         settings = self.timeline.frame(index)
         dream_settings = dataclasses.replace(settings.dream, tile=self.tile)
-        frame = dream(init, self.plan.model, self.objective(settings.objective), dream_settings, generator, weight)
+        objective = self.objective(settings.objective)
+        gains = self.variety.gains(state.variety, objective.whole, settings.variety, self.device)
+        if gains is not None:
+            objective = objective.with_gains(gains)
+        frame = dream(init, self.plan.model, objective, dream_settings, generator, weight)
         if state.strength is None and source is not None:
             state.strength = float((frame - source).abs().mean())  # what flow mode holds the dream to
         targets = ColorTargets(settings.color_match, settings.color_brightness, settings.color_contrast,
                                settings.color_saturation)
         frame = self.detail(frame, settings.color_detail, state.detail)
-        return self.color(frame, source, targets, state.color)
+        frame = self.color(frame, source, targets, state.color)
+        if settings.variety > 0.0:
+            self.variety.observe(frame, self.plan.model, objective.whole, settings.dream.working_size, state.variety)
+        return frame
 
     # ------------------------------------------------------------------------------------------ loop
 

@@ -39,6 +39,7 @@ class FrameSettings:
     color_contrast: float = 0.0         # std of luma
     color_saturation: float = 0.0       # mean HSV saturation, 0..1
     color_detail: float = 0.0           # sharpness controller strength (proportional gain), 0 = off
+    variety: float = 0.0                # feature-mix controller exponent (renderer.variety), 0 = off
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Timeline:
         return FrameSettings(dream, motion, v["motion.mix"], v["motion.follow"], v["flow.carry"], v["flow.refine"], v["flow.refresh"],
                              v["color.match"], cadence, self.objective.weights_at(i, self.context),
                              v["color.brightness"], v["color.contrast"], v["color.saturation"],
-                             v["color.detail"])
+                             v["color.detail"], v["dream.variety"])
 
 
 def build_timeline(preset: Preset, n_frames: int, fps: float, audio: AudioFeatures | None = None) -> Timeline:

@@ -21,6 +21,7 @@ import torch
 from . import media
 from .color import ColorState
 from .detail import DetailState
+from .variety import VarietyState
 from .media.files import remove
 from .errors import EncodeError, InputError, PresetError
 
@@ -45,6 +46,8 @@ class LoopState:
         finished: every frame is rendered; only joining the segments into the output remains.
         strength: flow mode's target dream strength (mean |dream - source| of the first frame), or None.
         detail: the sharpness controller's state (early sharpness, integral): :class:`renderer.detail.DetailState`.
+        variety: the feature-mix controller's state (early and running channel shares):
+            :class:`renderer.variety.VarietyState`.
         maturity: flow mode's ``(1, 1, H, W)`` share of a full dream each pixel of `previous` has had
             (see :class:`renderer.pipeline.Carried`), or None (full everywhere).
         loop_head: a loop's closure targets, the first pass's frames ``0 .. head-1`` as ``uint8
@@ -62,6 +65,7 @@ class LoopState:
     loop_head: torch.Tensor | None = None
     detail: DetailState = field(default_factory=DetailState)
     maturity: torch.Tensor | None = None
+    variety: VarietyState = field(default_factory=VarietyState)
 
 
 class WorkDir:
@@ -121,7 +125,8 @@ class WorkDir:
                             "color": state.color.to_dict(),
                             "rng": state.rng, "tile": state.tile, "finished": state.finished,
                             "strength": state.strength, "loop_head": state.loop_head,
-                            "detail": state.detail.to_dict(), "maturity": cpu(state.maturity)}, tmp)
+                            "detail": state.detail.to_dict(), "maturity": cpu(state.maturity),
+                            "variety": state.variety.to_dict()}, tmp)
                 with open(tmp, "rb") as f:  # on disk before the rename makes it the state
                     os.fsync(f.fileno())
         except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
@@ -156,7 +161,7 @@ class WorkDir:
                          ColorState.from_dict(saved["color"]), saved["rng"],
                          int(saved["tile"]), bool(saved["finished"]), saved["strength"],
                          loop_head=saved.get("loop_head"), detail=DetailState.from_dict(saved.get("detail")),
-                         maturity=to(saved.get("maturity")))
+                         maturity=to(saved.get("maturity")), variety=VarietyState.from_dict(saved.get("variety")))
 
     def commit_segment(self, state: LoopState, index: int, frames: int, digest: str) -> bool:
         """Count segment `index` into `state` and save it, if the file holds exactly `frames` frames

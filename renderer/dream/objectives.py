@@ -40,21 +40,25 @@ class Objective:
     """A differentiable score of activations. ``layers`` are the layers it reads (the model is
     truncated after the deepest). ``fn(acts) -> (B,)`` per-image scores; calling returns their sum.
     ``kinds``: the kinds of term it holds ("layer", "channel", "class", "guide", "style"), so a caller
-    can pick a method (a class from noise is a feature visualisation, see :mod:`.featurevis`)."""
+    can pick a method (a class from noise is a feature visualisation, see :mod:`.featurevis`).
+    ``whole``: the layers it dreams whole ("layer" terms), whose mix of channels
+    :mod:`renderer.variety` can hold with :meth:`with_gains`."""
 
     def __init__(self, fn: Callable[[Activations], torch.Tensor], layers: frozenset[str], description: str,
-                 kinds: frozenset[str] = frozenset()):
+                 kinds: frozenset[str] = frozenset(), whole: frozenset[str] = frozenset()):
         self.fn = fn
         self.layers = layers
         self.description = description
         self.kinds = frozenset(kinds)
+        self.whole = frozenset(whole)
 
     def __call__(self, acts: Activations) -> torch.Tensor:
         return self.fn(acts).sum()
 
     def __add__(self, other: "Objective") -> "Objective":
         return Objective(lambda a: self.fn(a) + other.fn(a), self.layers | other.layers,
-                         f"{self.description} + {other.description}", self.kinds | other.kinds)
+                         f"{self.description} + {other.description}", self.kinds | other.kinds,
+                         self.whole | other.whole)
 
     def __radd__(self, other: object) -> "Objective":
         if other == 0:  # sum(objectives) starts from 0
@@ -66,12 +70,25 @@ class Objective:
 
     def __mul__(self, weight: float) -> "Objective":
         weight = float(weight)
-        return Objective(lambda a: weight * self.fn(a), self.layers, f"{weight:g}*{self.description}", self.kinds)
+        return Objective(lambda a: weight * self.fn(a), self.layers, f"{weight:g}*{self.description}", self.kinds,
+                         self.whole)
 
     __rmul__ = __mul__
 
     def __neg__(self) -> "Objective":
         return -1.0 * self
+
+    def with_gains(self, gains: Mapping[str, torch.Tensor]) -> "Objective":
+        """This objective scoring the activations of each layer in `gains` scaled per channel by the square
+        root of its ``(C,)`` gain, so a whole-layer term (a mean square) counts channel c's energy gain[c]
+        times: :mod:`renderer.variety` turns down the features that are taking over a render. Every term
+        reading those layers sees the scaled activations (a guide or style term at a dreamed layer too)."""
+        scales = {name: gain.sqrt().view(1, -1, 1, 1) for name, gain in gains.items()}
+
+        def score(acts: Activations) -> torch.Tensor:
+            return self.fn({name: a * scales[name].to(a) if name in scales else a for name, a in acts.items()})
+
+        return Objective(score, self.layers, self.description, self.kinds, self.whole)
 
     def __repr__(self) -> str:
         return f"Objective({self.description})"
@@ -79,7 +96,8 @@ class Objective:
 
 def layer(name: str) -> Objective:
     """The whole layer: mean of squared activations (the gradient is the activation itself)."""
-    return Objective(lambda a: a[name].pow(2).flatten(1).mean(1), frozenset([name]), name, frozenset(["layer"]))
+    return Objective(lambda a: a[name].pow(2).flatten(1).mean(1), frozenset([name]), name, frozenset(["layer"]),
+                     frozenset([name]))
 
 
 def channel(name: str, index: int) -> Objective:

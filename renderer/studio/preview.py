@@ -209,7 +209,7 @@ class Previewer:
             if self._generation != generation:
                 raise PreviewCancelled()
             return objective.fn(acts)
-        return Objective(score, objective.layers, objective.description, objective.kinds)
+        return Objective(score, objective.layers, objective.description, objective.kinds, objective.whole)
 
     async def preview(self, spec: InputSpec, preset: Preset, index: int) -> bytes:
         """JPEG of frame `index` dreamed with `preset` at preview size. Raises PreviewCancelled when a

@@ -28,7 +28,7 @@ from ..schedule import Schedule, TextSchedule
 SLIDERS: dict[str, tuple[float, float, float]] = {
     "dream.steps": (0, 20, 1), "dream.step_size": (0, 0.03, 0.0005), "dream.octaves": (1, 6, 1),
     "dream.octave_scale": (1.1, 2.0, 0.05), "dream.jitter": (0, 64, 1), "dream.first_steps": (0, 40, 1),
-    "dream.first_octaves": (1, 8, 1), "motion.zoom": (0.5, 3.0, 0.01), "motion.angle": (-90, 90, 1),
+    "dream.first_octaves": (1, 8, 1), "dream.variety": (0, 4, 0.05), "motion.zoom": (0.5, 3.0, 0.01), "motion.angle": (-90, 90, 1),
     "motion.translate_x": (-0.5, 0.5, 0.01), "motion.translate_y": (-0.5, 0.5, 0.01),
     "motion.center_x": (0, 1, 0.01), "motion.center_y": (0, 1, 0.01), "motion.mix": (0, 1, 0.01),
     "motion.follow": (0, 5, 0.05),
@@ -45,7 +45,8 @@ HELP: dict[str, str] = {
     "dream.octaves": "scales dreamed, coarse to fine", "dream.octave_scale": "size ratio between octaves",
     "dream.jitter": "random shift per step, px", "dream.tile": "tile side px (0 auto, -1 never)",
     "dream.precision": "network arithmetic", "dream.first_steps": "steps on the first frame",
-    "dream.first_octaves": "octaves on the first frame", "motion.zoom": "scale per second (>1 zooms in)",
+    "dream.first_octaves": "octaves on the first frame",
+    "dream.variety": "hold the early mix of features (0: off)", "motion.zoom": "scale per second (>1 zooms in)",
     "motion.angle": "degrees per second, counter-clockwise", "motion.translate_x": "frame widths per second",
     "motion.translate_y": "frame heights per second", "motion.center_x": "zoom centre, share of width",
     "motion.center_y": "zoom centre, share of height", "motion.mix": "share of the current source frame in each frame",
