@@ -40,6 +40,7 @@ from .color import ColorController, ColorTargets
 from .detail import DetailController, gaussian_blur
 from .config import Mode, dump_toml
 from .dream import Objective, dream
+from .dream.engine import compute_dtype
 from .errors import DreamvidError, EncodeError, InputError
 from .flow import FlowEstimator, FlowMethod, Interpolation, flow_to_tensor, photometric_mask, warp
 from .frames import noise_frame, to_tensor, to_uint8
@@ -200,7 +201,8 @@ class FrameDreamer:
         frame = self.detail(frame, settings.color_detail, state.detail)
         frame = self.color(frame, source, targets, state.color)
         if settings.variety > 0.0:
-            self.variety.observe(frame, self.plan.model, objective.whole, settings.dream.working_size, state.variety)
+            self.variety.observe(frame, self.plan.model, objective.whole, settings.dream.working_size, state.variety,
+                                 compute_dtype(settings.dream.precision, self.device))
         return frame
 
     # ------------------------------------------------------------------------------------------ loop

@@ -124,16 +124,18 @@ class VarietyController:
         return gains or None
 
     def observe(self, frame: torch.Tensor, model: nn.Module, layers: Collection[str], working_size: int,
-                state: VarietyState) -> None:
+                state: VarietyState, dtype: torch.dtype | None = None) -> None:
         """Record the channel shares of the output keyframe ``(1, 3, H, W)`` at `layers`, measured with the
-        short side at `working_size` (the look's scale; 0: the frame's own)."""
+        short side at `working_size` (the look's scale; 0: the frame's own), the network run in the
+        dream's arithmetic (`dtype`: its autocast dtype, None for fp32)."""
         if not layers:
             return
         short = min(frame.shape[-2:])
         if working_size > 0 and working_size != short:
             frame = F.interpolate(frame, scale_factor=working_size / short, mode="bilinear", antialias=True,
                                   align_corners=False)
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(frame.device.type, dtype=dtype or torch.float32,
+                                             enabled=dtype is not None):
             acts = model(frame, layers)
         for name in layers:
             state.layers.setdefault(name, LayerHistory()).observe(channel_shares(acts[name]))

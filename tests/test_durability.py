@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 #: A render with several segments (48 frames each) that takes a few seconds: noise needs no decoder.
 RENDER = [sys.executable, "-m", "renderer.cli", "render", "noise", "--size", "64x48", "--frames", "110", "--quiet",
           "--set", "dream.working_size=0", "--set", "dream.steps=1", "--set", "dream.octaves=1", "--set", "dream.first_steps=2",
-          "--set", "dream.first_octaves=1", "--set", "dream.objective=mixed3a", "--set", "motion.zoom=1.3"]
+          "--set", "dream.first_octaves=1", "--set", "dream.objective=mixed3a", "--set", "motion.zoom=1.3",
+          "--set", "dream.variety=1", "--set", "color.detail=0.25", "--set", "color.match=0.25"]  # controllers' states resume too
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
