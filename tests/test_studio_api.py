@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,16 @@ def test_curves_follow_the_schedule_and_the_soundtrack(studio: TestClient) -> No
 
 # ----------------------------------------------------------------------------------------- renders
 
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process for the test, as in a background job started by a script."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def wait_job(client: TestClient, job_id: str, done: Callable[[dict], bool], timeout: float = 180.0) -> dict:
     """Poll the studio's job list until `done(job)` holds."""
     import time
@@ -278,8 +289,10 @@ def wait_job(client: TestClient, job_id: str, done: Callable[[dict], bool], time
 
 
 @pytest.mark.slow
-def test_render_stops_resumably_and_resumes(studio: TestClient, workspace: Path) -> None:
-    """Stop = SIGINT to the worker: the render saves its state; resume finishes it, in a worker process."""
+def test_render_stops_resumably_and_resumes(studio: TestClient, workspace: Path, sigint_ignored: None) -> None:
+    """Stop = SIGINT to the worker: the render saves its state; resume finishes it, in a worker process.
+    With SIGINT ignored in the studio, as when a script starts it in the background (the worker
+    inherited that, and Stop did nothing until it restored the default)."""
     body = settings({"output.size": "64x36", "dream.first_steps": 1, "dream.first_octaves": 1, "dream.steps": 1,
                      "dream.octaves": 1}, frames=60)
     job = studio.post("/api/render", json=body).json()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def run(fields: dict[str, Any], workspace: str, events: Any) -> None:
     from ..pipeline import RenderInterrupted, render
     from ..plan import plan_render
 
+    # Stop is a SIGINT. A studio started in the background by a script (`nohup dreamvid studio &`) has
+    # SIGINT ignored, and so had this process: Stop did nothing and the render ran to its end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(workspace)
     keep_freed_memory()
     with warnings.catch_warnings():
