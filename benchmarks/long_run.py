@@ -40,7 +40,9 @@ the figures over time.
 Options: ``--set KEY=VALUE`` for every render, ``--out DIR`` (renders and plots; the frames of each
 render are removed after measuring unless ``--keep``), ``--json FILE``, ``--threads``, ``--stills K`` (K
 frames of each render on one PNG sheet, to look at), ``--deadline SECONDS`` (stop rendering then and measure the
-frames made so far, as the table's frames column says: runs side by side on a GPU within a time budget).
+frames made so far, as the table's frames column says: runs side by side on a GPU within a time budget),
+``--resume`` (a run stopped by the deadline with ``--keep`` continues from its last saved frame, so a run
+longer than one sitting can be made in several).
 """
 
 from __future__ import annotations
@@ -217,18 +219,22 @@ def looped_video(path: str, frames: int, size: tuple[int, int], folder: Path) ->
 
 
 def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, overrides: list[str],
-        keep: bool, stills: int = 0, stop_at: float = float("inf")) -> tuple[Series, Summary]:
+        keep: bool, stills: int = 0, stop_at: float = float("inf"), resume: bool = False) -> tuple[Series, Summary]:
     """Render one long run and measure it; with `stills`, save that many evenly spaced frames as one sheet.
-    At `stop_at` (``time.monotonic()``) the render is interrupted and the frames made so far are measured."""
+    At `stop_at` (``time.monotonic()``) the render is interrupted and the frames made so far are measured.
+    With `resume`, a run stopped earlier (and kept) continues from its last saved frame; ms/frame counts
+    only the frames made in this call."""
     source = INPUTS[name]
     if name == "video":
         source = str(looped_video(source, frames, size, out))
     folder = out / f"{preset}-{name}-{size[0]}x{size[1]}"
     request = RenderRequest(source, output=Path(str(folder) + "/"), preset=preset, overrides=tuple(overrides),
-                            frames=frames, size=size, no_audio=True, overwrite=True)
+                            frames=frames, size=size, no_audio=True, overwrite=True, resume=resume)
     plan = plan_render(request)
+    first_done: list[int] = []  # the first frame count reported: where a resumed render picked up
 
     def progress(done: int, total: int) -> None:
+        first_done[:1] = first_done[:1] or [done - 1]
         print(f"\r  {preset} {name}: {done}/{total}", end="", flush=True)
         if time.monotonic() > stop_at:
             raise KeyboardInterrupt  # as Ctrl-C: the render keeps its finished segments
@@ -240,7 +246,7 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     except RenderInterrupted as stopped:
         print(f"\n  stopped at the deadline: {stopped.message}")
         made = sorted(plan.work.path.glob("*/*.png"))  # segment folders in order, frames in order within
-    ms = (time.perf_counter() - start) / max(1, len(made)) * 1000
+    ms = (time.perf_counter() - start) / max(1, len(made) - (first_done or [0])[0]) * 1000
     print()
     images = [media.load_image(p) for p in made]
     sources, reference = None, None
@@ -342,6 +348,8 @@ def main() -> None:
                         help="save K evenly spaced frames of each render as one PNG sheet beside its plot")
     parser.add_argument("--deadline", type=float, default=0, metavar="SECONDS",
                         help="stop rendering after this many seconds and measure the frames made so far")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue runs stopped earlier with --keep (same --out, presets, size, --set)")
     args = parser.parse_args()
     stop_at = time.monotonic() + args.deadline if args.deadline else float("inf")
     if args.threads:
@@ -355,7 +363,7 @@ def main() -> None:
                 print(f"skipped {preset} {name}: the deadline has passed")
                 continue
             series, summary = run(preset, name, args.frames, size, args.out, args.overrides, args.keep, args.stills,
-                                  stop_at)
+                                  stop_at, args.resume)
             plot(series, summary, args.out / f"{preset}.{name}.{args.size}.png")
             summaries.append(summary)
             print_table(summaries[-1:])
