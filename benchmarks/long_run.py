@@ -231,10 +231,12 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     request = RenderRequest(source, output=Path(str(folder) + "/"), preset=preset, overrides=tuple(overrides),
                             frames=frames, size=size, no_audio=True, overwrite=True, resume=resume)
     plan = plan_render(request)
-    first_done: list[int] = []  # the first frame count reported: where a resumed render picked up
+    resumed_at: int | None = None  # frames already made when this call started (0 for a fresh render)
 
     def progress(done: int, total: int) -> None:
-        first_done[:1] = first_done[:1] or [done - 1]
+        nonlocal resumed_at
+        if resumed_at is None:
+            resumed_at = done - 1
         print(f"\r  {preset} {name}: {done}/{total}", end="", flush=True)
         if time.monotonic() > stop_at:
             raise KeyboardInterrupt  # as Ctrl-C: the render keeps its finished segments
@@ -246,7 +248,7 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     except RenderInterrupted as stopped:
         print(f"\n  stopped at the deadline: {stopped.message}")
         made = sorted(plan.work.path.glob("*/*.png"))  # segment folders in order, frames in order within
-    ms = (time.perf_counter() - start) / max(1, len(made) - (first_done or [0])[0]) * 1000
+    ms = (time.perf_counter() - start) / max(1, len(made) - (resumed_at or 0)) * 1000
     print()
     images = [media.load_image(p) for p in made]
     sources, reference = None, None
