@@ -22,6 +22,9 @@ variety     how different the parts of the frame are: the mean cosine distance b
             to 320 px wide. A photo or video frame scores 0.4-0.55; a frame that has collapsed into one
             texture all over (every cell the same pattern) about 0.1. Judged against the early frames
             (1..48) as sharpness is, so a render is compared with its own start
+seam        how much the row and the column through the zoom's centre stand out from the rest of the
+            frame (:func:`renderer.metrics.centre_seam`): their edge energy over the median column's or
+            row's; 1.0-1.6 on healthy renders, 3.5-4.7 where a cross had grown there
 source      (video input) how much of the source shows: the correlation of the output's luma with the
             source frame's, both blurred at 2 px (of 320) so the dream's fine texture does not count;
             1 is the source itself, 0 nothing of it
@@ -29,7 +32,8 @@ source      (video input) how much of the source shows: the correlation of the o
 
 The table gives, after a settling second (frames >= 48): the worst clipped % of any 48-frame window,
 the worst window's relative deviation of brightness, contrast and saturation from their targets, the
-sharpness and variety ratios of the last tenth, hue R / flat at the start and the end, and the source's
+sharpness and variety ratios of the last tenth, hue R / flat at the start and the end, the worst window's
+and the last tenth's centre seam, and the source's
 correlation in the early frames and the last tenth. One PNG per render plots
 the figures over time.
 
@@ -69,7 +73,7 @@ from renderer import media  # noqa: E402
 from renderer.color import Coherence, ColorSpace, figures  # noqa: E402
 from renderer.config import Mode, load_preset, preset_names  # noqa: E402
 from renderer.frames import to_tensor  # noqa: E402
-from renderer.metrics import sharpness  # noqa: E402
+from renderer.metrics import centre_seam, sharpness  # noqa: E402
 from renderer.pipeline import RenderInterrupted, render  # noqa: E402
 from renderer.plan import RenderRequest, plan_render  # noqa: E402
 
@@ -93,6 +97,7 @@ class Series:
     hue_r: np.ndarray
     flat: np.ndarray
     variety: np.ndarray
+    seam: np.ndarray         # centre_seam
     source: np.ndarray       # NaN without a source video
 
 
@@ -116,6 +121,8 @@ class Summary:
     flat_end: float
     variety_early: float
     variety_ratio: float     # last tenth over early frames
+    seam_max: float          # worst 48-frame window after settling
+    seam_end: float          # last tenth
     source_early: float      # NaN without a source video
     source_end: float
 
@@ -177,7 +184,7 @@ def measure(frames: list[np.ndarray], targets: np.ndarray, model: torch.nn.Modul
              else np.full(len(frames), np.nan))
     return Series(clipped, figs[:, 0], figs[:, 1], figs[:, 2], targets, sharp,
                   np.array([hue_concentration(f) for f in frames]), np.array([flat_share(f) for f in frames]),
-                  variety(frames, model, device), shown)
+                  variety(frames, model, device), np.array([centre_seam(f) for f in frames]), shown)
 
 
 def windows(values: np.ndarray) -> np.ndarray:
@@ -201,6 +208,7 @@ def summarise(series: Series, preset: str, name: str, size: str, ms: float) -> S
                    float(series.hue_r[EARLY].mean()), float(series.hue_r[late].mean()),
                    float(series.flat[EARLY].mean()), float(series.flat[late].mean()),
                    float(series.variety[EARLY].mean()), float(series.variety[late].mean() / series.variety[EARLY].mean()),
+                   float(windows(series.seam).max()), float(series.seam[late].mean()),
                    float(series.source[EARLY].mean()), float(series.source[late].mean()))
 
 
@@ -312,9 +320,11 @@ def plot(series: Series, summary: Summary, path: Path) -> None:
         axes[1].axhline(bound, color="r", ls="--", lw=0.8)
     axes[1].set_ylabel("figure / target")
     axes[1].legend(loc="upper right", fontsize=8)
-    axes[2].plot(t, series.sharpness / series.sharpness[EARLY].mean(), lw=0.6)
+    axes[2].plot(t, series.sharpness / series.sharpness[EARLY].mean(), lw=0.6, label="sharpness / early")
+    axes[2].plot(t, series.seam, lw=0.6, label="centre seam")
     axes[2].axhline(0.9, color="r", ls="--", lw=0.8)
-    axes[2].set_ylabel("sharpness / early")
+    axes[2].set_ylabel("sharpness, seam")
+    axes[2].legend(loc="upper right", fontsize=8)
     axes[3].plot(t, series.hue_r, lw=0.6, label="hue R")
     axes[3].plot(t, series.flat / 100, lw=0.6, label="flat share")
     axes[3].set_ylabel("hue R, flat")
@@ -378,13 +388,14 @@ def main() -> None:
 def print_table(summaries: list[Summary]) -> None:
     print("| preset | input | size | frames | ms/frame | clipped % max / end | brightness | contrast | saturation "
           "| sharpness / early, settled | hue R start / end | flat % start / end | variety early, last / early "
-          "| source early / end |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| seam worst / end | source early / end |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summaries:
         print(f"| {s.preset} | {s.input} | {s.size} | {s.frames} | {s.ms_per_frame:.0f} | {s.clipped_max:.2f} / "
               f"{s.clipped_end:.2f} | {s.brightness_dev:.1f} % | {s.contrast_dev:.1f} % | {s.saturation_dev:.1f} % "
               f"| {s.sharpness_ratio:.2f}, {s.sharpness_settled:.2f} | {s.hue_r_start:.2f} / {s.hue_r_end:.2f} | {s.flat_start:.1f} / {s.flat_end:.1f} "
-              f"| {s.variety_early:.2f}, {s.variety_ratio:.2f} | {s.source_early:.2f} / {s.source_end:.2f} |")
+              f"| {s.variety_early:.2f}, {s.variety_ratio:.2f} | {s.seam_max:.1f} / {s.seam_end:.1f} "
+              f"| {s.source_early:.2f} / {s.source_end:.2f} |")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from renderer.errors import PresetError
 from renderer.flow import Interpolation, sample
+from renderer.phase import even_out
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def affine_matrix(
 
 
 def transform_frame(
-    frame: torch.Tensor, step: MotionStep, *, interpolation: Interpolation = Interpolation.KEYS
+    frame: torch.Tensor, step: MotionStep, *, interpolation: Interpolation = Interpolation.KEYS, even: bool = False
 ) -> torch.Tensor:
     """Apply one frame's motion: resample, reflect at the borders, clamp to ``[0, 1]``.
 
@@ -153,6 +154,8 @@ def transform_frame(
         frame: ``(B, C, H, W)`` float in ``[0, 1]``.
         step: one frame's motion, from :meth:`Motion.per_frame`.
         interpolation: how to read between pixels.
+        even: blur the pixels read at a sharper-than-average phase to the average
+            (:func:`renderer.phase.even_out`), as a frame fed back into the next must be.
 
     Returns:
         ``(B, C, H, W)`` in ``[0, 1]``, same dtype and device.
@@ -164,7 +167,8 @@ def transform_frame(
     batch, _, height, width = frame.shape
     theta = affine_matrix(step, height, width, dtype=frame.dtype, device=frame.device).expand(batch, 2, 3)
     grid = F.affine_grid(theta, list(frame.shape), align_corners=False)
-    return sample(frame, grid, interpolation=interpolation, padding_mode="reflection").clamp(0.0, 1.0)
+    out = sample(frame, grid, interpolation=interpolation, padding_mode="reflection").clamp(0.0, 1.0)
+    return even_out(out, grid, interpolation) if even else out
 
 
 def compose(steps: list[MotionStep], height: int, width: int, *, device: torch.device | str | None = None) -> torch.Tensor:
@@ -182,7 +186,8 @@ def compose(steps: list[MotionStep], height: int, width: int, *, device: torch.d
 
 
 def resample(frame: torch.Tensor, theta: torch.Tensor, *, feather: float = 8.0,
-             interpolation: Interpolation = Interpolation.KEYS) -> tuple[torch.Tensor, torch.Tensor]:
+             interpolation: Interpolation = Interpolation.KEYS,
+             even: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample `frame` with a ``(3, 3)`` theta from :func:`compose` (or its inverse).
 
     Args:
@@ -190,6 +195,9 @@ def resample(frame: torch.Tensor, theta: torch.Tensor, *, feather: float = 8.0,
         theta: ``(3, 3)`` output -> source positions, normalized coordinates.
         feather: width in pixels over which the coverage falls to 0 at the frame's edge.
         interpolation: how to read between pixels.
+        even: blur the pixels read at a sharper-than-average phase to the average
+            (:func:`renderer.phase.even_out`): for a frame fed back into the next, so that the zoom's centre
+            lines, read at phase 0 frame after frame, do not pile up detail into a cross.
 
     Returns:
         The resampled frame ``(B, C, H, W)`` in [0, 1] (reflected where it reads outside), and its
@@ -200,6 +208,8 @@ def resample(frame: torch.Tensor, theta: torch.Tensor, *, feather: float = 8.0,
     theta2 = theta[:2].to(frame.dtype).expand(batch, 2, 3)
     grid = F.affine_grid(theta2, list(frame.shape), align_corners=False)
     out = sample(frame, grid, interpolation=interpolation, padding_mode="reflection").clamp(0.0, 1.0)
+    if even:
+        out = even_out(out, grid, interpolation)
     half = grid.new_tensor([width / 2, height / 2])
     inside_px = ((1 - grid.abs()) * half).amin(-1)  # distance to the nearest edge, px (< 0 outside)
     coverage = (inside_px / max(feather, 1e-6)).clamp(0.0, 1.0)[:, None]
