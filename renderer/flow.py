@@ -185,6 +185,12 @@ def flow_to_tensor(
     return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1)[None].to(device=device, dtype=dtype)
 
 
+def grid_pixels(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``grid_sample`` positions (normalized, ``align_corners=False``) of an image of `size` ``(H, W)`` in
+    pixel-index units (pixel centres at integers), same shape: ``(x, y)`` in the last dimension."""
+    return ((grid + 1) * grid.new_tensor(size[::-1]) - 1) / 2
+
+
 def sample(
     image: torch.Tensor,
     grid: torch.Tensor,
@@ -212,7 +218,7 @@ def sample(
     # is linear interpolation at smoothstep-warped fractions. In 2-D this blend of two separable
     # kernels is not exactly Keys⊗Keys; measured, its gain stays <= 1.0003 and averages <= 1 over phases.
     size = grid.new_tensor(image.shape[:-3:-1])  # (W, H)
-    pixel = ((grid + 1) * size - 1) / 2
+    pixel = grid_pixels(grid, image.shape[-2:])
     whole = pixel.floor()
     frac = pixel - whole
     smooth_grid = (2 * (whole + frac * frac * (3 - 2 * frac)) + 1) / size - 1

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from renderer.flow import Interpolation
+from renderer.flow import Interpolation, grid_pixels
 
 #: Phases tabulated in [0, 1]; :func:`even_out` interpolates linearly between them.
 TABLE_SIZE = 65
@@ -91,12 +91,23 @@ def settled_table(interpolation: Interpolation) -> np.ndarray:
     return settled_sharpness(kernel_power(interpolation)[:, None, :] * blur_power[None])
 
 
-def _lookup(table: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """`table` ``(TABLE_SIZE,)`` over phases in [0, 1], read at `phase` (any shape) by linear interpolation."""
+@cache
+def _log_power(interpolation: Interpolation) -> np.ndarray:
+    """``log`` of :func:`kernel_power` ``(TABLE_SIZE - 1, F)``, the last phase (= the first) left out."""
+    return np.log(np.maximum(kernel_power(interpolation)[:-1], 1e-300))
+
+
+def _table_position(phase: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For phases in [0, 1] (any shape): the table entry below each (long) and the fraction toward the next."""
     position = phase * (TABLE_SIZE - 1)
     below = position.floor().clamp_(0, TABLE_SIZE - 2)
-    index = below.long()
-    return table[index] + (position - below) * (table[index + 1] - table[index])
+    return below.long(), position - below
+
+
+def _lookup(table: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """`table` ``(TABLE_SIZE,)`` over phases in [0, 1], read at `phase` (any shape) by linear interpolation."""
+    index, upper = _table_position(phase)
+    return table[index] + upper * (table[index + 1] - table[index])
 
 
 def blurs_to_even(interpolation: Interpolation, phase: torch.Tensor) -> torch.Tensor:
@@ -104,16 +115,12 @@ def blurs_to_even(interpolation: Interpolation, phase: torch.Tensor) -> torch.Te
     sharpness it would settle at down to that of the phases' mean response (0 where it is lower already)."""
     # The share of the samples at each tabulated phase, split linearly between the two around each (the
     # first and the last are the same phase).
-    position = phase.flatten() * (TABLE_SIZE - 1)
-    below = position.floor().clamp_(0, TABLE_SIZE - 2)
-    upper = position - below
-    index = below.long()
+    index, upper = _table_position(phase.flatten())
     weights = torch.bincount(index, 1.0 - upper, TABLE_SIZE) + torch.bincount(index + 1, upper, TABLE_SIZE)
     share = weights.double().cpu().numpy()
     share = np.concatenate([[share[0] + share[-1]], share[1:-1]])
     share /= share.sum()  # exactly 1 in float64: phase 0 everywhere must give gain 1, not 1 - 1e-7
-    log_power = np.log(np.maximum(kernel_power(interpolation)[:-1], 1e-300))
-    target = float(settled_sharpness(np.exp(share @ log_power)))
+    target = float(settled_sharpness(np.exp(share @ _log_power(interpolation))))
     # Per tabulated phase, the blur whose row reaches the target (rows fall; np.interp wants rising x).
     table = [float(np.interp(target, row[::-1], _BLURS[::-1])) if row[0] > target else 0.0
              for row in settled_table(interpolation)]
@@ -146,8 +153,7 @@ def even_out(frame: torch.Tensor, grid: torch.Tensor, interpolation: Interpolati
         ``(B, C, H, W)``, same dtype and device. A mean of the neighbours with non-negative weights, so
         it stays within the range of `frame`.
     """
-    size = grid.new_tensor(frame.shape[:-3:-1])  # (W, H)
-    pixel = ((grid + 1) * size - 1) / 2
+    pixel = grid_pixels(grid, frame.shape[-2:])
     # (B, H, W, 2), snapped to 1/1024 px: float32 positions carry noise of up to 1e-4 px at 640 px, and
     # near phase 0 (where a pixel kept forever would settle infinitely sharp) that noise alone would blur.
     phase = torch.remainder((pixel * PHASE_STEPS).round() / PHASE_STEPS, 1.0)

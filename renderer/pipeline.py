@@ -243,9 +243,11 @@ class FrameDreamer:
         last_source = to_tensor(items[0].previous_image, self.device) if mixing else None
         key_index = items[-1].index
         whole = compose(steps, height, width, device=self.device)
-        # Evened out: fed back frame after frame, the zoom's centre lines would otherwise pile up detail.
-        init = resample(state.previous, whole, even=True)[0]
-        carried_source = resample(last_source, whole, even=True)[0] if mixing else None
+        # Evened out: fed back frame after frame, the zoom's centre lines would otherwise pile up detail. The
+        # source's share rides along in the same resampling (one grid, one evening).
+        moved = resample(state.previous if not mixing else torch.cat([state.previous, last_source], 1), whole,
+                         even=True)[0]
+        init, carried_source = (moved[:, :3], moved[:, 3:]) if mixing else (moved, None)
         key = self._dream(key_index, self._mix(init, carried_source, sources[-1], key_index), None, sources[-1],
                           state, generator)
         frames = []
