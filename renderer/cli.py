@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from .dream import DEFAULTS, VIS_DEFAULTS, Precision
 from .errors import DreamvidError
+
+if TYPE_CHECKING:
+    from .sources import Source
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="DeepDream video and animation renderer: fractal zooms, flow-guided dreaming, music sync.")
@@ -30,6 +33,11 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     from .config import parse_size as parse
 
     return None if text is None else parse(text)
+
+
+def _stretch_note(source: Source) -> str:
+    """", stretched from 720x528" when the render size changes the input's aspect ratio, else ""."""
+    return f", stretched from {source.native[0]}x{source.native[1]}" if source.stretched else ""
 
 
 # ------------------------------------------------------------------------------------------------ still
@@ -164,7 +172,7 @@ def render(
     source = plan.source
     if not quiet:
         typer.echo(f"{source.kind.value} {source.path or ''} -> {plan.output}: {source.n_frames} frames "
-                   f"{source.width}x{source.height} at {source.fps:g} fps, {plan.preset.mode.value} mode, "
+                   f"{source.width}x{source.height}{_stretch_note(source)} at {source.fps:g} fps, {plan.preset.mode.value} mode, "
                    f"{'sound' if source.audio else 'no sound'}" + (", resuming" if plan.resume else ""), err=True)
     if on_ray:
         from .cluster import ProgressView, render_on_cluster

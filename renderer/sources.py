@@ -34,7 +34,8 @@ class SourceKind(Enum):
 @dataclass(frozen=True)
 class Source:
     """A planned input. ``width``/``height`` are the render size, ``n_frames`` the frames to render
-    (an estimate for video, exact otherwise), ``audio`` the soundtrack span (or None)."""
+    (an estimate for video, exact otherwise), ``audio`` the soundtrack span (or None), ``native`` the
+    input's own ``(width, height)`` (None for noise)."""
 
     kind: SourceKind
     path: Path | None
@@ -45,10 +46,19 @@ class Source:
     start: float
     end: float | None
     audio: media.AudioSource | None
+    native: tuple[int, int] | None = None
 
     @property
     def seconds(self) -> float:
         return self.n_frames / self.fps
+
+    @property
+    def stretched(self) -> bool:
+        """Whether the render size changes the input's aspect ratio by more than 1 % (frames are
+        resized to the size asked for, not cropped: a 4:3 clip rendered at 16:9 is widened)."""
+        if self.native is None:
+            return False
+        return abs(math.log(self.width * self.native[1] / (self.height * self.native[0]))) > 0.01
 
     def frames(self, first: int = 0) -> Iterator[np.ndarray | None]:
         """The source frames at the render size, ``uint8 (height, width, 3)`` RGB, from index
@@ -225,4 +235,4 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, scale: float 
     else:
         chosen = own_audio
     return Source(kind, path, width, height, rate, n_frames, start, stop if kind is SourceKind.VIDEO else None,
-                  None if no_audio else chosen)
+                  None if no_audio else chosen, None if kind is SourceKind.NOISE else native)

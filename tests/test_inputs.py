@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ffmpeg, ffmpeg_children
+from conftest import dreamvid, ffmpeg, ffmpeg_children
 from renderer import media
 from renderer.errors import DreamvidError, InputError
 from renderer.sources import MAX_SIDE, SourceKind, open_source
@@ -364,3 +364,16 @@ def test_damaged_video_renders_what_decodes_with_one_warning(bad, media_dir):
         frames = list(source.frames())
     assert source.n_frames == 50 and 48 <= len(frames) <= 50  # a packet may be lost whole
     assert len(caught) == 1 and str(damaged) in str(caught[0].message) and "\n" not in str(caught[0].message)
+
+
+def test_a_size_of_another_aspect_is_named_as_a_stretch(media_dir, capsys, monkeypatch):
+    """Frames are resized to ``--size``, not cropped; a size that changes the aspect ratio is said on
+    the plan line (``stretched from 64x48``), one of the same aspect (or ``--scale``) is not."""
+    clip = make_clip(media_dir / "four-three.mp4", seconds=0.2)
+    assert open_source(str(clip), size=(64, 36)).stretched
+    assert not open_source(str(clip), size=(32, 24)).stretched
+    assert not open_source(str(clip), scale=0.5).stretched
+    assert not open_source("noise", size=(64, 36), frames=1).stretched
+    code, _, err = dreamvid(capsys, monkeypatch, "render", clip, "-o", media_dir / "wide/", "--size", "64x36",
+                            "--frames", "1", "--set", "dream.steps=0")
+    assert code == 0 and "64x36, stretched from 64x48 at 25 fps" in err
