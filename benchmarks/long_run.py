@@ -46,7 +46,9 @@ render are removed after measuring unless ``--keep``), ``--json FILE``, ``--thre
 frames of each render on one PNG sheet, to look at), ``--deadline SECONDS`` (stop rendering then and measure the
 frames made so far, as the table's frames column says: runs side by side on a GPU within a time budget),
 ``--resume`` (a run stopped by the deadline with ``--keep`` continues from its last saved frame, so a run
-longer than one sitting can be made in several).
+longer than one sitting can be made in several), ``--audio FILE`` (the soundtrack of every render; without
+it, a preset whose schedules read audio variables, such as beat-zoom, gets a generated 120 bpm kick over a
+tone, so its beat keys lunge as under a song instead of reading 0).
 """
 
 from __future__ import annotations
@@ -226,18 +228,36 @@ def looped_video(path: str, frames: int, size: tuple[int, int], folder: Path) ->
     return out
 
 
+def kick_track(seconds: float, folder: Path) -> Path:
+    """A `seconds` long WAV: a kick (decaying 60 Hz) every 0.5 s (120 bpm) over a quiet 220 Hz tone, for
+    presets whose schedules follow the music."""
+    out = folder / f"kick-120bpm-{seconds:.0f}s.wav"
+    if not out.exists():
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}{out.suffix}")
+        subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"aevalsrc=0.15*sin(2*PI*220*t)+0.8*exp(-30*mod(t\\,0.5))*sin(2*PI*60*t):s=22050:d={seconds:.0f}",
+                        str(tmp)], check=True)
+        os.replace(tmp, out)
+    return out
+
+
 def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, overrides: list[str],
-        keep: bool, stills: int = 0, stop_at: float = float("inf"), resume: bool = False) -> tuple[Series, Summary]:
+        keep: bool, stills: int = 0, stop_at: float = float("inf"), resume: bool = False,
+        audio: Path | None = None) -> tuple[Series, Summary]:
     """Render one long run and measure it; with `stills`, save that many evenly spaced frames as one sheet.
     At `stop_at` (``time.monotonic()``) the render is interrupted and the frames made so far are measured.
     With `resume`, a run stopped earlier (and kept) continues from its last saved frame; ms/frame counts
-    only the frames made in this call."""
+    only the frames made in this call. `audio` is the soundtrack (default: :func:`kick_track` for a preset
+    that reads audio variables, else none)."""
     source = INPUTS[name]
     if name == "video":
         source = str(looped_video(source, frames, size, out))
+    if audio is None and load_preset(preset, overrides).reads_audio_features:
+        audio = kick_track(frames / 12 + 1, out)  # long enough at any rate from 12 fps up
     folder = out / f"{preset}-{name}-{size[0]}x{size[1]}"
     request = RenderRequest(source, output=Path(str(folder) + "/"), preset=preset, overrides=tuple(overrides),
-                            frames=frames, size=size, no_audio=True, overwrite=True, resume=resume)
+                            frames=frames, size=size, audio=audio, no_audio=audio is None, overwrite=True,
+                            resume=resume)
     plan = plan_render(request)
     resumed_at: int | None = None  # frames already made when this call started (0 for a fresh render)
 
@@ -360,6 +380,8 @@ def main() -> None:
                         help="save K evenly spaced frames of each render as one PNG sheet beside its plot")
     parser.add_argument("--deadline", type=float, default=0, metavar="SECONDS",
                         help="stop rendering after this many seconds and measure the frames made so far")
+    parser.add_argument("--audio", type=Path, metavar="FILE",
+                        help="soundtrack of every render (default: a 120 bpm kick for presets that read audio)")
     parser.add_argument("--resume", action="store_true",
                         help="continue runs stopped earlier with --keep (same --out, presets, size, --set)")
     args = parser.parse_args()
@@ -375,7 +397,7 @@ def main() -> None:
                 print(f"skipped {preset} {name}: the deadline has passed")
                 continue
             series, summary = run(preset, name, args.frames, size, args.out, args.overrides, args.keep, args.stills,
-                                  stop_at, args.resume)
+                                  stop_at, args.resume, args.audio)
             plot(series, summary, args.out / f"{preset}.{name}.{args.size}.png")
             summaries.append(summary)
             print_table(summaries[-1:])

@@ -16,6 +16,7 @@ from .dream import DEFAULTS, VIS_DEFAULTS, Precision
 from .errors import DreamvidError
 
 if TYPE_CHECKING:
+    from .plan import RenderPlan
     from .sources import Source
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -33,6 +34,19 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     from .config import parse_size as parse
 
     return None if text is None else parse(text)
+
+
+def _sound_note(plan: RenderPlan) -> str:
+    """The plan line's word on sound. GIF and PNG frames carry none, yet the soundtrack still drives
+    the schedules (beats, levels, tempo): say both, so neither surprises."""
+    if plan.source.audio is None:
+        return "no sound"
+    if plan.format.supports_audio:
+        return "sound"
+    kind = "PNG frames carry" if plan.format.is_folder else f"{plan.format.name} carries"
+    if plan.preset.needs_soundtrack:
+        return f"sound drives the schedules, not written ({kind} none)"
+    return f"no sound ({kind} none)"
 
 
 def _stretch_note(source: Source) -> str:
@@ -173,7 +187,7 @@ def render(
     if not quiet:
         typer.echo(f"{source.kind.value} {source.path or ''} -> {plan.output}: {source.n_frames} frames "
                    f"{source.width}x{source.height}{_stretch_note(source)} at {source.fps:g} fps, {plan.preset.mode.value} mode, "
-                   f"{'sound' if source.audio else 'no sound'}" + (", resuming" if plan.resume else ""), err=True)
+                   f"{_sound_note(plan)}" + (", resuming" if plan.resume else ""), err=True)
     if on_ray:
         from .cluster import ProgressView, render_on_cluster
 

@@ -130,7 +130,7 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     source = open_source(request.input, size=request.size or preset.output.size, scale=request.scale,
                          fps=request.fps, default_fps=preset.output.fps, frames=request.frames,
                          seconds=request.seconds, start=request.start, end=request.end, audio=request.audio,
-                         no_audio=request.no_audio or not fmt.supports_audio, even=fmt.needs_even_size)
+                         no_audio=request.no_audio, even=fmt.needs_even_size)
     if request.preview:
         small = preview_source(source, fmt.needs_even_size)
         source, preset = small, preview_preset(preset, rate_share=small.fps / source.fps)
@@ -279,7 +279,7 @@ def _loop_source(request: RenderRequest, preset: Preset, source: Source, fmt: me
         looped = open_source(request.input, size=request.size or preset.output.size, scale=request.scale,
                              fps=request.fps, default_fps=preset.output.fps, frames=frames, start=request.start,
                              end=request.end, audio=request.audio,
-                             no_audio=request.no_audio or not fmt.supports_audio, even=fmt.needs_even_size)
+                             no_audio=request.no_audio, even=fmt.needs_even_size)
         looped = dataclasses.replace(looped, width=source.width, height=source.height)  # as --preview sized it
         if looped.n_frames < frames:
             raise InputError(f"{request.loop_bars:g} bars at {bpm:.1f} bpm are {frames} frames, but the input has "

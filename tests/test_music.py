@@ -56,3 +56,22 @@ def test_schedule_errors_point_at_the_key(capsys, monkeypatch):
     assert code != 0 and 'motion.zoom: keyframe 2 ("48:(1.04"): missing ")"' in err
     code, _, err = dreamvid(capsys, monkeypatch, "schedule", "fractal-zoom", "--set", "motion.angle=3*tt")
     assert code != 0 and 'unknown variable "tt"' in err and "known:" in err
+
+
+def test_beats_drive_a_render_to_a_format_without_sound(capsys, monkeypatch, tmp_path, clicks):
+    """A folder of PNG frames (or a GIF) carries no sound, but the soundtrack still drives the schedules:
+    a music-video maker rendering frames for an editor gets the lunges on the kick."""
+    out = tmp_path / "frames"
+    code, _, err = dreamvid(capsys, monkeypatch, "render", SAMPLES / "chelsea.jpg", "-o", f"{out}/", "--audio", clicks,
+                            "--preset", "beat-zoom", "--size", "128x96", "--fps", str(FPS), "--seconds", "2",
+                            "--set", "dream.working_size=0", "--set", "dream.steps=1", "--set", "dream.octaves=1",
+                            "--set", "dream.first_steps=1", "--set", "dream.first_octaves=1")
+    assert code == 0, err
+    assert "sound drives the schedules, not written" in err
+    frames = [media.load_image(p) for p in media.list_frame_folder(out)]
+    assert len(frames) == 2 * FPS
+    beat = analyze_audio(media.read_audio(clicks, 22050), 22050, FPS, len(frames)).beat
+    zoom = np.array([_zoom_between(frames[t - 1], frames[t]) for t in range(1, len(frames))])
+    on_beat, between = np.median(zoom[beat[1:] >= 0.99]), np.median(zoom[beat[1:] < 0.3])
+    print(f"zoom per frame: on beats {on_beat:.4f}, between {between:.4f}")
+    assert on_beat - 1 > 3 * (between - 1)
