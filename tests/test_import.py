@@ -16,6 +16,7 @@ import numexpr
 import numpy as np
 import pytest
 
+from renderer.color import Coherence, ColorSpace
 from renderer.config import build_preset, load_preset
 from renderer.dream import DEFAULTS
 from renderer.timeline import build_timeline
@@ -80,7 +81,8 @@ def test_deforum_settings_move_frame_for_frame_as_in_deforum(capsys, monkeypatch
     assert values["dream.step_size"][0] == pytest.approx(DEFAULTS.step_size)  # Deforum's default 0.65
     assert preset.motion.center_y.source == settings["transform_center_y"]  # same syntax: copied verbatim
     assert preset.output.size == (640, 384) and preset.output.fps == 15 and preset.output.seed == 42
-    assert preset.color.match.constant == 1.0  # "LAB": match to frame 0 (in RGB: the space is listed)
+    assert preset.color.match.constant == 1.0  # "LAB": match to frame 0, in LAB
+    assert preset.color.coherence is Coherence.FIRST_FRAME and preset.color.space is ColorSpace.LAB
 
 
 def test_every_deforum_setting_is_carried_or_listed(capsys, monkeypatch, tmp_path):
@@ -89,15 +91,16 @@ def test_every_deforum_setting_is_carried_or_listed(capsys, monkeypatch, tmp_pat
     text = out.read_text()
     comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     carried = {"animation_mode", "max_frames", "fps", "W", "H", "seed", "zoom", "angle", "translation_x",
-               "translation_y", "transform_center_x", "transform_center_y", "strength_schedule", "diffusion_cadence"}
+               "translation_y", "transform_center_x", "transform_center_y", "strength_schedule", "diffusion_cadence",
+               "color_coherence"}
     listed = {key for key in settings if re.search(rf"[ ,:]{re.escape(key)}(,|$)", comments, re.M)}
     assert set(settings) - carried <= listed, sorted(set(settings) - carried - listed)
     not_carried = (set(settings) - carried) | ({"diffusion_cadence"} if "no cadence setting" in stdout else set())
     assert f"Not carried ({len(not_carried)} keys" in comments
     for key in ("prompts", "sampler", "steps", "cfg_scale_schedule", "translation_z", "noise_schedule", "border",
-                "hybrid_motion", "sd_model_name", "color_coherence"):
+                "hybrid_motion", "sd_model_name"):
         assert re.search(rf"\b{key}\b", stdout), key  # printed too
-    assert "colour space LAB" in stdout and "render noise --frames 120 --preset fractal-zoom --preset" in stdout
+    assert not re.search(r"\bcolor_coherence\b", stdout) and "render noise --frames 120 --preset fractal-zoom --preset" in stdout
     assert "zoom ** 15" in text and "translation_x * 15 / 640" in text  # units said beside each key
 
 
@@ -113,6 +116,23 @@ def test_cadence_is_carried_when_dreamvid_has_it(capsys, monkeypatch, tmp_path):
         assert "no cadence setting in this dreamvid: diffusion_cadence" in stdout
 
 
+@pytest.mark.parametrize("value, coherence, space", [
+    ("HSV", Coherence.FIRST_FRAME, ColorSpace.HSV), ("Match Frame 0 RGB", Coherence.FIRST_FRAME, ColorSpace.RGB),
+    ("None", Coherence.AUTO, ColorSpace.LAB), ("Image", None, None)])
+def test_colour_coherence_keeps_its_reference_and_space(capsys, monkeypatch, tmp_path, value, coherence, space):
+    source = tmp_path / "colour_settings.txt"
+    source.write_text(json.dumps(json.loads(DEFORUM.read_text()) | {"color_coherence": value}))
+    out, stdout = imported(capsys, monkeypatch, tmp_path, source)
+    colour = load_preset(str(out)).color
+    if coherence is None:  # a reference picture of its own: listed, not carried
+        assert "'Image': dreamvid holds colours to the first frame or the source: color_coherence" in stdout
+        assert colour == build_preset({}).color
+    else:
+        assert (colour.coherence, colour.space) == (coherence, space)
+        assert not re.search(r"\bcolor_coherence\b", stdout)
+        assert colour.match.constant == (0.0 if value == "None" else 1.0)
+
+
 def test_video_input_becomes_flow_mode_and_its_unused_motion_is_listed(capsys, monkeypatch, tmp_path):
     settings = json.loads(DEFORUM.read_text()) | {"animation_mode": "Video Input", "color_coherence": "Video Input"}
     source = tmp_path / "video_settings.txt"
@@ -120,6 +140,7 @@ def test_video_input_becomes_flow_mode_and_its_unused_motion_is_listed(capsys, m
     out, stdout = imported(capsys, monkeypatch, tmp_path, source)
     preset = load_preset(str(out))
     assert preset.mode.value == "flow" and preset.color.match.constant == 1.0
+    assert preset.color.coherence is Coherence.SOURCE and preset.color.space is ColorSpace.LAB
     assert preset.motion == build_preset({}).motion  # Deforum does not move video frames
     assert "not used in Video Input mode: zoom, angle, translation_x, translation_y" in stdout
     assert "Deforum ignores cadence in Video Input mode: diffusion_cadence" in stdout

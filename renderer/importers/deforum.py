@@ -7,7 +7,8 @@ What is carried, and how (units in :mod:`renderer.importers.units`):
   also carries the previous dream along the optical flow, ``flow.carry = 0`` dreams afresh).
 - ``zoom``, ``angle``, ``translation_x/y``, ``transform_center_x/y`` (2D) -> ``motion.*`` per second;
   ``strength_schedule`` -> ``dream.step_size``; ``fps`` -> ``output.fps``; ``W``/``H`` ->
-  ``output.size``; ``seed`` -> ``output.seed``; ``color_coherence`` -> ``color.match``;
+  ``output.size``; ``seed`` -> ``output.seed``; ``color_coherence`` -> ``color.match``,
+  ``color.coherence`` and ``color.space``;
   ``diffusion_cadence`` -> ``motion.cadence``; ``max_frames`` and the video or init image -> the
   command line printed with the import.
 
@@ -131,25 +132,27 @@ def convert(data: Mapping[str, Any], name: str, *, size: tuple[int, int] | None 
 
 
 def _colour(imported: Imported, data: Mapping[str, Any], mode: str) -> set[str]:
-    """color_coherence -> color.match. Deforum matches colour histograms every frame, in LAB, HSV or RGB, to
-    frame 0 (or the video, or an image); dreamvid pulls the mean and spread of each RGB channel toward
-    its reference (the source frame for videos and images, the first dream for noise)."""
+    """color_coherence -> color.match, color.coherence and color.space. Deforum matches each frame's
+    colour histograms, in RGB, HSV or LAB, to frame 0 (or, with ``Video Input``, to the video frame, in
+    LAB); dreamvid's controller holds brightness, contrast, saturation and colour balance at the same
+    reference, correcting in the same space (:mod:`renderer.color`)."""
     if "color_coherence" not in data:
         return set()
     coherence = text(data, "color_coherence", "None").removeprefix("Match Frame 0 ")
     if coherence == "None":
-        imported.set("color.match", 0.0, "Deforum color_coherence None.")
-    elif coherence in ("RGB", "LAB", "HSV", "Video Input"):
-        reference = "the video frame" if coherence == "Video Input" else "frame 0"
-        imported.set("color.match", 1.0, f"Deforum color_coherence {coherence} (match colours to {reference}, "
-                     "every frame): dreamvid matches each RGB channel's mean and spread to its reference "
-                     "(the source frame for video and image input, the first dream for noise).")
-        if coherence in ("LAB", "HSV"):
-            imported.skip("color_coherence", f"colour space {coherence} (dreamvid matches RGB statistics)")
-            return set()
-    else:
-        imported.skip("color_coherence", f"{coherence!r}: no dreamvid equivalent")
+        imported.set("color.match", 0.0, "Deforum color_coherence None: no colour control.")
+        return {"color_coherence"}
+    if coherence not in ("RGB", "LAB", "HSV", "Video Input"):  # "Image": a reference picture of its own
+        imported.skip("color_coherence", f"{coherence!r}: dreamvid holds colours to the first frame or the source")
         return set()
+    video = coherence == "Video Input"
+    space = "LAB" if video else coherence
+    imported.set("color.match", 1.0, f"Deforum color_coherence {coherence}: match colours to "
+                 f"{'each video frame' if video else 'frame 0'}, every frame, in {space}. dreamvid's controller "
+                 "holds the mean brightness, contrast, saturation and colour balance there (Deforum matches "
+                 "whole histograms), at full strength.")
+    imported.set("color.coherence", "source" if video else "first-frame")
+    imported.set("color.space", space.lower())
     return {"color_coherence"}
 
 
