@@ -71,7 +71,7 @@ def load_jobs(path: Path, *, resume: bool = False, overwrite: bool = False) -> l
     requests, outputs = [], {}
     for number, job in enumerate(jobs, 1):
         request = _request(job, number, path, folder, resume, overwrite)
-        out = (request.output or default_output(request.input, request.preview)).resolve()
+        out = Path(request.output or default_output(request.input, request.preview)).resolve()
         if out in outputs:
             raise PresetError(f"{path}: jobs {outputs[out]} and {number} both write {out}", hint="give each job its own output")
         outputs[out] = number
@@ -95,9 +95,10 @@ def _request(job: dict[str, Any], number: int, path: Path, folder: Path, resume:
     local = (lambda p: folder / Path(p).expanduser() if not Path(p).expanduser().is_absolute() else Path(p).expanduser())
     if fields["input"] != NOISE:
         fields["input"] = str(local(fields["input"]))
-    for key in ("output", "audio"):
-        if key in fields:
-            fields[key] = local(fields[key])
+    if "audio" in fields:
+        fields["audio"] = local(fields["audio"])
+    if "output" in fields:  # keeps a trailing "/" (a folder of PNG frames), which Path would drop
+        fields["output"] = str(local(fields["output"])) + ("/" if fields["output"].endswith("/") else "")
     presets = fields.get("preset", "fractal-zoom")
     presets = [presets] if isinstance(presets, str) else presets
     if not presets or not all(isinstance(p, str) for p in presets):
@@ -113,8 +114,9 @@ def _request(job: dict[str, Any], number: int, path: Path, folder: Path, resume:
 
 def is_done(request: RenderRequest) -> bool:
     """Whether a job has finished: its output exists and no unfinished render is beside it."""
-    output = request.output or default_output(request.input, request.preview)
-    return output.exists() and not WorkDir(output, media.output_format(output)).exists()
+    named = request.output or default_output(request.input, request.preview)
+    output = Path(named)
+    return output.exists() and not WorkDir(output, media.output_format(named)).exists()
 
 
 def plan_jobs(requests: list[RenderRequest], path: Path) -> list[RenderPlan]:

@@ -136,7 +136,8 @@ def models(
 @app.command()
 def render(
     input: Annotated[str, typer.Argument(metavar="INPUT", help="Video, image, folder of numbered frames, or 'noise'.")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="PATH", help="Output: .mp4 .mov .webm .gif, or a folder/ "
+    # A string, not a Path: Path drops the trailing "/" that says "a folder of PNG frames" ("take_1.5/").
+    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="PATH", help="Output: .mp4 .mov .webm .gif, or a folder/ "
                       "for PNG frames (default: INPUT.dream.mp4 beside the input).")] = None,
     preset: Annotated[Optional[list[str]], typer.Option("--preset", "-p", metavar="PRESET", help="Preset name or .toml path "
                       "(see `dreamvid presets`; default fractal-zoom). Repeat to layer: later presets override earlier "

@@ -605,7 +605,8 @@ def finish_render(plan: RenderPlan, segments: list[Path], n_frames: int) -> Path
     with media.atomic_path(plan.settings_file) as tmp:
         tmp.write_text(dump_toml(plan.preset, header))
     plan.work.remove()
-    media.preview_path(plan.output).unlink(missing_ok=True)
+    if not plan.format.is_folder:  # frames have no preview file (and a folder's name may hold a dot)
+        media.preview_path(plan.output).unlink(missing_ok=True)
     return result
 
 

@@ -58,7 +58,7 @@ class RenderRequest:
     """What the user asked for, as given (see ``dreamvid render --help`` for each field)."""
 
     input: str
-    output: Path | None = None
+    output: str | Path | None = None    # a string ending in "/" is a folder of PNG frames, whatever its name
     preset: str | tuple[str, ...] | None = "fractal-zoom"   # one preset, or layers (later over earlier)
     overrides: tuple[str, ...] = ()
     frames: int | None = None
@@ -121,9 +121,9 @@ def plan_render(request: RenderRequest) -> RenderPlan:
     overrides += [f"audio.bpm={request.bpm}"] if request.bpm is not None else []
     overrides += ["output.loop=true"] if request.loop or request.loop_bars is not None else []
     preset = load_preset(request.preset, overrides)
-    output = Path(request.output) if request.output is not None else default_output(request.input, request.preview)
-    fmt = media.output_format(output)
-    settings_file = settings_path(output)
+    named = request.output if request.output is not None else default_output(request.input, request.preview)
+    output, fmt = Path(named), media.output_format(named)  # the format from the text: Path drops a trailing "/"
+    settings_file = settings_path(output, fmt)
     _check_output_paths(request, output, fmt, settings_file)
     media.ffmpeg_exe()  # a missing or too old ffmpeg is said now, not after the frames are dreamed
 
@@ -173,10 +173,10 @@ def default_output(input: str, preview: bool) -> Path:
     return path.with_name(f"{path.stem if path.suffix else path.name}.{kind}.mp4")
 
 
-def settings_path(output: Path) -> Path:
+def settings_path(output: Path, fmt: media.OutputFormat) -> Path:
     """Where the settings of a render are saved: beside the output, same stem, ``.toml``
-    (``frames/`` -> ``frames.toml``)."""
-    return output.with_suffix(".toml") if output.suffix else output.with_name(output.name + ".toml")
+    (``out.mp4`` -> ``out.toml``; a frame folder keeps its whole name: ``take_1.5/`` -> ``take_1.5.toml``)."""
+    return output.with_name(output.name + ".toml") if fmt.is_folder else output.with_suffix(".toml")
 
 
 def preview_size(source: Source, even: bool) -> Source:

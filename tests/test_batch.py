@@ -20,7 +20,7 @@ def jobs_file(folder: Path, *jobs: str) -> Path:
 
 
 ZOOM = 'input = "noise"\noutput = "zoom.mp4"\nframes = 6\nsize = "48x32"\npreset = "fractal-zoom"'
-STILL = f'input = "{SAMPLES / "chelsea.jpg"}"\noutput = "frames/"\nframes = 4\nsize = "48x32"\npreset = ["fractal-zoom", "spiral-zoom"]\nseed = 3'
+STILL = f'input = "{SAMPLES / "chelsea.jpg"}"\noutput = "frames_v1.2/"\nframes = 4\nsize = "48x32"\npreset = ["fractal-zoom", "spiral-zoom"]\nseed = 3'
 
 
 def test_batch_renders_every_job_with_its_own_settings(capsys, monkeypatch, tmp_path):
@@ -28,8 +28,8 @@ def test_batch_renders_every_job_with_its_own_settings(capsys, monkeypatch, tmp_
     code, out, err = dreamvid(capsys, monkeypatch, "batch", jobs, "--quiet")
     assert code == 0, err
     assert media.count_frames(tmp_path / "zoom.mp4") == 6
-    assert len(list((tmp_path / "frames").glob("*.png"))) == 4
-    assert (tmp_path / "frames.toml").exists() and (tmp_path / "zoom.toml").exists()
+    assert len(list((tmp_path / "frames_v1.2").glob("*.png"))) == 4
+    assert (tmp_path / "frames_v1.2.toml").exists() and (tmp_path / "zoom.toml").exists()
     assert out.count("wrote") == 2
     # Done jobs are skipped with --resume; without it, nothing is overwritten.
     code, out, err = dreamvid(capsys, monkeypatch, "batch", jobs, "--resume", "--quiet")
@@ -62,5 +62,5 @@ def test_batch_frames_are_those_of_single_renders(capsys, monkeypatch, tmp_path)
                             "--size", "48x32", "--preset", "fractal-zoom", "--preset", "spiral-zoom", "--seed", "3",
                             "--quiet", *[f"--set={o}" for o in OVERRIDES])
     assert code == 0, err
-    for a, b in zip(sorted((tmp_path / "frames").glob("*.png")), sorted(single.glob("*.png")), strict=True):
+    for a, b in zip(sorted((tmp_path / "frames_v1.2").glob("*.png")), sorted(single.glob("*.png")), strict=True):
         assert np.array_equal(media.load_image(a), media.load_image(b))

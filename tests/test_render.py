@@ -74,7 +74,7 @@ def test_render_gif_and_png_folder(capsys, monkeypatch, tmp_path, clips):
     gif = tmp_path / "out.gif"
     assert dreamvid(capsys, monkeypatch, "render", clips["tone"], "-o", gif, *FAST)[0] == 0
     assert media.count_frames_and_secs(gif)[0] == 18
-    folder = tmp_path / "frames"
+    folder = tmp_path / "take_1.5"  # a dot in the name: the trailing "/" still says PNG frames
     assert dreamvid(capsys, monkeypatch, "render", clips["tone"], "-o", f"{folder}/", *FAST)[0] == 0
     pngs = media.list_frame_folder(folder)
     assert len(pngs) == 18 and media.load_image(pngs[0]).shape == (64, 96, 3)
