@@ -78,6 +78,7 @@ from renderer.frames import to_tensor  # noqa: E402
 from renderer.metrics import centre_seam, sharpness  # noqa: E402
 from renderer.pipeline import RenderInterrupted, render  # noqa: E402
 from renderer.plan import RenderRequest, plan_render  # noqa: E402
+from renderer.scenes import soundtrack  # noqa: E402
 
 INPUTS = {"noise": "noise", "photo": str(ROOT / "samples" / "chelsea.jpg"), "video": str(ROOT / "samples" / "bunny.mp4")}
 WINDOW = 48          # frames per window (2 s at 24 fps); also the settling time skipped
@@ -229,15 +230,12 @@ def looped_video(path: str, frames: int, size: tuple[int, int], folder: Path) ->
 
 
 def kick_track(seconds: float, folder: Path) -> Path:
-    """A `seconds` long WAV: a kick (decaying 60 Hz) every 0.5 s (120 bpm) over a quiet 220 Hz tone, for
-    presets whose schedules follow the music."""
+    """A `seconds` long WAV with a kick every 0.5 s (120 bpm) over a quiet tone (:func:`renderer.scenes.soundtrack`),
+    for presets whose schedules follow the music; made once per `folder`."""
     out = folder / f"kick-120bpm-{seconds:.0f}s.wav"
     if not out.exists():
-        tmp = out.with_name(f".{out.stem}.{os.getpid()}{out.suffix}")
-        subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        f"aevalsrc=0.15*sin(2*PI*220*t)+0.8*exp(-30*mod(t\\,0.5))*sin(2*PI*60*t):s=22050:d={seconds:.0f}",
-                        str(tmp)], check=True)
-        os.replace(tmp, out)
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}{out.suffix}")  # runs side by side share the track
+        os.replace(soundtrack(tmp, round(seconds)), out)
     return out
 
 
@@ -255,7 +253,7 @@ def run(preset: str, name: str, frames: int, size: tuple[int, int], out: Path, o
     if audio is None and load_preset(preset, overrides).reads_audio_features:
         audio = kick_track(frames / 12 + 1, out)  # long enough at any rate from 12 fps up
     folder = out / f"{preset}-{name}-{size[0]}x{size[1]}"
-    request = RenderRequest(source, output=Path(str(folder) + "/"), preset=preset, overrides=tuple(overrides),
+    request = RenderRequest(source, output=f"{folder}/", preset=preset, overrides=tuple(overrides),
                             frames=frames, size=size, audio=audio, no_audio=audio is None, overwrite=True,
                             resume=resume)
     plan = plan_render(request)
