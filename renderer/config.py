@@ -128,6 +128,13 @@ class FlowConfig(Section):
     refine: Schedule = scheduled(0.1)   # step-size factor where the carry is reliable, 0..1: low keeps the
                                         # dream attached to things (stable), 1 re-dreams every pixel (lively)
     refresh: Schedule = scheduled(2.0)  # step-size factor where the carry was dropped (re-dream it)
+    catch_up: int = 3                   # keyframes over which a dropped region's factor eases from refresh to refine
+    # The most the carried dream is amplified per keyframe to hold the first frame's strength (0: it only
+    # fades, as resampling and renewal wear it). Below what the carry loses a keyframe the hold settles
+    # under its target: at 0.03 a span opened mid-way through a panning scene lost 5 % a keyframe and sat
+    # at 0.65 of the render's strength, a street shot at 0.8. The gain is a change of every pixel, so it
+    # costs warping error (benchmarks/README.md, "Holes against flicker").
+    hold: float = 0.08
     cadence: Schedule = scheduled(1)    # dream every k-th frame, carry the dream to the frames between (1..16)
 
 
@@ -235,7 +242,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dream.first_octaves": (1, 12), "dream.working_size": (0, 8192), "dream.variety": (0, 4), "motion.zoom": (1e-3, 1e3), "motion.mix": (0, 1),
     "motion.follow": (0, 3600),
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
-    "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "output.fps": (0.1, 1000),
+    "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "flow.catch_up": (1, 100),
+    "flow.hold": (0, 1), "output.fps": (0.1, 1000),
     "color.match": (0, 1), "color.brightness": (0, 1), "color.contrast": (0, 0.5), "color.saturation": (0, 1),
     "color.knee": (0, 0.25), "color.detail": (0, 1),
     "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1), "output.loop_frames": (0, 100_000),

@@ -60,13 +60,6 @@ Progress = Callable[[int, int], None]
 #: motion blur: bunny 27 %, bikes 31 % a frame, where true disocclusions are a few per cent), which was
 #: then re-dreamed weaker: the strength faded (bunny 0.042 -> 0.027 in 48 frames). At 0.1: 13 % and 20 %.
 PHOTOMETRIC_TOLERANCE = 0.1
-#: Keyframes over which a region whose carry was dropped is dreamed back to full strength.
-CATCH_UP_KEYFRAMES = 3
-#: The most flow mode amplifies the carried dream per keyframe when its strength is below the target.
-#: It must outpace what the carry loses a keyframe, or the hold settles below its target: at 0.03 it did
-#: wherever resampling and renewal wore the dream down faster (a span opened mid-way through a panning
-#: scene lost 5 % a keyframe and sat at 0.65 of the render's strength; bikes at 0.8 of its first frame's).
-STRENGTH_GAIN = 0.08
 #: ``motion.follow`` compares layouts at this many pixels on the short side, blurred by one: a Gaussian
 #: of about 1/60 of the frame's short side at any size (6 px at 360).
 LAYOUT_SIDE = 60
@@ -98,7 +91,7 @@ class Carried:
         residual: ``(1, 3, H, W)`` dream minus source, already multiplied by `valid`.
         valid: ``(1, 1, H, W)`` in [0, 1]: the share of each pixel that was carried intact.
         maturity: ``(1, 1, H, W)`` in [0, 1]: how much of a full dream each pixel's residual has had
-            (1 = the first frame's; a revealed pixel starts at 0 and gains ``1 / CATCH_UP_KEYFRAMES``
+            (1 = the first frame's; a revealed pixel starts at 0 and gains ``1 / flow.catch_up``
             per keyframe dreamed), carried and masked with it.
     """
 
@@ -307,10 +300,10 @@ class FrameDreamer:
     def _open_span(self, frame: torch.Tensor, source: torch.Tensor, state: LoopState) -> torch.Tensor:
         """The opening keyframe of a span that starts mid-render (dreamed in full, as frame 0 is): it
         starts at the render's strength (its residual scaled to ``state.strength``) rather than climbing
-        to it by ``STRENGTH_GAIN`` a keyframe, since nothing is shown yet that a jump could disturb (these
-        are warm-up frames), and catches up as a revealed region does (maturity ``1 / CATCH_UP_KEYFRAMES``):
+        to it by ``flow.hold`` a keyframe, since nothing is shown yet that a jump could disturb (these
+        are warm-up frames), and catches up as a revealed region does (maturity ``1 / flow.catch_up``):
         the render it joins has refined its dream for many keyframes, and so does the warm-up, harder."""
-        state.maturity = torch.full_like(frame[:, :1], 1.0 / CATCH_UP_KEYFRAMES)
+        state.maturity = torch.full_like(frame[:, :1], 1.0 / self.plan.preset.flow.catch_up)
         residual = frame - source
         held = float(residual.abs().mean())
         return frame if held <= 0.0 else (source + residual * (state.strength / held)).clamp_(0.0, 1.0)
@@ -327,18 +320,18 @@ class FrameDreamer:
         settings = self.timeline.frame(key_item.index)
         # Dream steps are weighted per pixel: lightly where the carried dream is mature (re-dreaming it
         # every frame is what makes flow renders flicker), hard where it is young: a revealed region is
-        # dreamed at ``refresh`` and eased toward ``refine`` over CATCH_UP_KEYFRAMES keyframes, so it
+        # dreamed at ``refresh`` and eased toward ``refine`` over ``flow.catch_up`` keyframes, so it
         # reaches the strength around it instead of staying a weaker patch behind the mover.
         maturity = carried.maturity
         weight = settings.refine * maturity + settings.refresh * (1.0 - maturity)
         # Hold the strength at the target: refining adds a little dream every keyframe, and the carry
         # loses some (resampling softens it, dropped regions restart weaker). Fade the carry when it is
-        # above the target and amplify it by at most STRENGTH_GAIN a keyframe when below: a global,
+        # above the target and amplify it by at most ``flow.hold`` a keyframe when below: a global,
         # temporally smooth change of contrast, not a flicker.
         residual = carried.residual
         held = float(residual.abs().mean())
         if held > 0.0:
-            residual = residual * min(state.strength / held, 1.0 + STRENGTH_GAIN)
+            residual = residual * min(state.strength / held, 1.0 + self.plan.preset.flow.hold)
         key = self._dream(key_item.index, (key_source + residual).clamp_(0.0, 1.0), weight, key_source, state, generator)
         frames = [key]
         backward = Carried.start(key, key_source)
@@ -348,7 +341,7 @@ class FrameDreamer:
             t = (j + 1) / len(items)
             frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))
         # Last, with the group complete: Ctrl-C inside it saves the state of the group before, whole.
-        state.maturity = (maturity + 1.0 / CATCH_UP_KEYFRAMES).clamp_(max=1.0)
+        state.maturity = (maturity + 1.0 / self.plan.preset.flow.catch_up).clamp_(max=1.0)
         return frames[::-1]
 
 
