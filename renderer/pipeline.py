@@ -327,7 +327,8 @@ class FrameDreamer:
         # Hold the strength at the target: refining adds a little dream every keyframe, and the carry
         # loses some (resampling softens it, dropped regions restart weaker). Fade the carry when it is
         # above the target and amplify it by at most ``flow.hold`` a keyframe when below: a global,
-        # temporally smooth change of contrast, not a flicker.
+        # temporally smooth change of contrast, but still a change of every pixel (where the carry wears
+        # fast, a street shot, it is the largest part of the warping error: benchmarks/README.md).
         residual = carried.residual
         held = float(residual.abs().mean())
         if held > 0.0:
