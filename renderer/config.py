@@ -125,6 +125,7 @@ class FlowConfig(Section):
     method: FlowMethod = FlowMethod.DIS
     carry: Schedule = scheduled(1.0)    # share of the previous frame's dream carried over, 0..1
     consistency: bool = True            # drop the carry where the source does not arrive intact (occlusions)
+    cuts: bool = True                   # at a shot cut (renderer.cuts) drop the carry and dream the new shot afresh
     refine: Schedule = scheduled(0.1)   # step-size factor where the carry is reliable, 0..1: low keeps the
                                         # dream attached to things (stable), 1 re-dreams every pixel (lively)
     refresh: Schedule = scheduled(2.0)  # step-size factor where the carry was dropped (re-dream it)

@@ -13,7 +13,8 @@
             ``flow.refine`` (small) where the carry is mature, ``flow.refresh`` where it was dropped, easing
             from one to the other over a few keyframes as a revealed region catches up
 
-The first frame is dreamed fully (``dream.first_steps``/``first_octaves``). Frames are written to
+The first frame is dreamed fully (``dream.first_steps``/``first_octaves``), and so is the first frame of
+each new shot in flow mode (a cut, :mod:`renderer.cuts`), held at the render's strength. Frames are written to
 segment files in a work folder beside the output; after every segment the state needed to continue
 (last dream, RNG state, next frame, settings digest) is saved, so Ctrl-C or a crash loses nothing and
 ``resume=True`` continues to the same result as an uninterrupted render.
@@ -39,6 +40,7 @@ from . import media
 from .color import ColorController, ColorTargets
 from .detail import DetailController, gaussian_blur
 from .config import Mode, dump_toml
+from .cuts import CUT_HISTORY, CutDetector, changed_share
 from .dream import Objective, dream
 from .dream.engine import compute_dtype
 from .errors import DreamvidError, EncodeError, InputError
@@ -48,7 +50,6 @@ from .loop import LoopSpec, dissolve_field, pull, pull_weight, quantize, target_
 from .motion import compose, resample
 from .plan import RenderPlan
 from .sources import Source, SourceKind
-from .timeline import FrameSettings, Timeline
 from .variety import VarietyController
 from .workdir import SEGMENT_FRAMES, LoopState
 
@@ -81,6 +82,7 @@ class FrameInput:
     image: np.ndarray | None                   # uint8 (H,W,3), None for noise
     flow: np.ndarray | None = None  # (H,W,2) pixels: where each pixel of this frame was in the previous one
     previous_image: np.ndarray | None = None
+    cut: bool = False  # flow mode: this frame starts a new shot (renderer.cuts), nothing of the last carries
 
 
 @dataclass
@@ -104,6 +106,17 @@ class Carried:
         """The residual of keyframe `dream` over its `source`, all of it valid; `maturity` None: full."""
         valid = torch.ones_like(source[:, :1])
         return cls(dream - source, valid, valid if maturity is None else maturity)
+
+    def dropped(self) -> Carried:
+        """Nothing of it arrives (a shot cut)."""
+        return Carried(torch.zeros_like(self.residual), torch.zeros_like(self.valid), torch.zeros_like(self.maturity))
+
+
+def at_strength(frame: torch.Tensor, source: torch.Tensor, strength: float) -> torch.Tensor:
+    """`frame` with its dream (``frame - source``) scaled to mean absolute `strength` ([0, 1] units)."""
+    residual = frame - source
+    held = float(residual.abs().mean())
+    return frame if held <= 0.0 else (source + residual * (strength / held)).clamp_(0.0, 1.0)
 
 
 def tween(before: Carried, after: Carried, t: float) -> torch.Tensor:
@@ -162,7 +175,7 @@ class FrameDreamer:
             source = self._source(item)
             init = source if source is not None else noise_frame(self.source.height, self.source.width,
                                                                  generator, self.device)
-            frame = self._dream(item.index, init, None, source, state, generator)
+            frame = self._dream(item.index, init, None, source, state, generator, opening=True)
             if self.mode is Mode.FLOW and item.index > 0:
                 frame = self._open_span(frame, source, state)
             return [frame]
@@ -174,14 +187,23 @@ class FrameDreamer:
         return None if item.image is None else to_tensor(item.image, self.device)
 
     def _dream(self, index: int, init: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor | None,
-               state: LoopState, generator: torch.Generator) -> torch.Tensor:
+               state: LoopState, generator: torch.Generator, opening: bool = False) -> torch.Tensor:
         """Dream keyframe `index` from `init` (per-pixel step `weight`), its layers' channels weighed to hold
         their early mix, then hold its sharpness and colours to their targets (the variety, detail and
         colour controllers, whose states ride in `state.variety`, `state.detail`, `state.color`; detail
-        first, since sharpening also adds a little contrast)."""
+        first, since sharpening also adds a little contrast).
+
+        `opening`: the frame starts a dream (a render's or span's first frame, a new shot) and is dreamed
+        in full, with ``dream.first_steps`` and ``first_octaves`` (and the frame's own objective and step
+        size). A span's opening used to be dreamed as a region whose carry failed is: without the coarse
+        octaves that dream was finer, the carry wore it down faster (5 % a keyframe against 3 % for the
+        render's own on the crossing scene), and the span ran at 0.65 of the render's strength."""
         init = self._loop_pull(index, init, state)
         settings = self.timeline.frame(index)
         dream_settings = dataclasses.replace(settings.dream, tile=self.tile)
+        if opening:
+            first = self.plan.preset.dream
+            dream_settings = dataclasses.replace(dream_settings, steps=first.first_steps, octaves=first.first_octaves)
         objective = self.objective(settings.objective)
         gains = self.variety.gains(state.variety, objective.whole, settings.variety, self.device)
         if gains is not None:
@@ -299,25 +321,52 @@ class FrameDreamer:
 
     def _open_span(self, frame: torch.Tensor, source: torch.Tensor, state: LoopState) -> torch.Tensor:
         """The opening keyframe of a span that starts mid-render (dreamed in full, as frame 0 is): it
-        starts at the render's strength (its residual scaled to ``state.strength``) rather than climbing
-        to it by ``flow.hold`` a keyframe, since nothing is shown yet that a jump could disturb (these
-        are warm-up frames), and catches up as a revealed region does (maturity ``1 / flow.catch_up``):
-        the render it joins has refined its dream for many keyframes, and so does the warm-up, harder."""
+        starts at the render's strength rather than climbing to it by ``flow.hold`` a keyframe, since
+        nothing is shown yet that a jump could disturb (these are warm-up frames), and catches up as a
+        revealed region does (maturity ``1 / flow.catch_up``): the render it joins has refined its dream
+        for many keyframes, and so does the warm-up, harder."""
         state.maturity = torch.full_like(frame[:, :1], 1.0 / self.plan.preset.flow.catch_up)
-        residual = frame - source
-        held = float(residual.abs().mean())
-        return frame if held <= 0.0 else (source + residual * (state.strength / held)).clamp_(0.0, 1.0)
+        return at_strength(frame, source, state.strength)
 
     def _flow_group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
         sources = [self._source(item) for item in items]
         befores = [to_tensor(items[0].previous_image, self.device)] + sources[:-1]
+        cuts = [item.cut and self.plan.preset.flow.cuts for item in items]
         carried = Carried.start(state.previous, befores[0], state.maturity)
         forward = []
-        for item, before, after in zip(items, befores, sources):
-            carried = self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry)
+        for item, cut, before, after in zip(items, cuts, befores, sources):
+            carried = (carried.dropped() if cut else
+                       self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry))
             forward.append(carried)
         key_item, key_source = items[-1], sources[-1]
-        settings = self.timeline.frame(key_item.index)
+        if any(cuts):
+            # A new shot (renderer.cuts): its dream starts afresh, as a render's first frame does, at the
+            # render's strength. Frames before the cut keep the last shot's dream carried forward, those
+            # after it this one's carried back; a frame between two cuts of one group (a one-frame flash,
+            # cadence > 1) has neither and shows its source.
+            key = self._dream(key_item.index, key_source, None, key_source, state, generator, opening=True)
+            key, maturity = at_strength(key, key_source, state.strength), None
+        else:
+            key, maturity = self._refined_key(key_item.index, key_source, carried, state, generator)
+        frames = [key]
+        backward = Carried.start(key, key_source)
+        for j in range(len(items) - 2, -1, -1):
+            if cuts[j + 1]:
+                backward = backward.dropped()
+            else:
+                flow = self.estimator.backward(items[j + 1].image, items[j].image)  # on frame j, into frame j+1
+                backward = self._carry(backward, sources[j + 1], sources[j], flow, 1.0)
+            t = (j + 1) / len(items)
+            frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))
+        # Last, with the group complete: Ctrl-C inside it saves the state of the group before, whole.
+        state.maturity = maturity
+        return frames[::-1]
+
+    def _refined_key(self, index: int, source: torch.Tensor, carried: Carried, state: LoopState,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keyframe `index` of a shot: the `carried` dream over its `source`, dreamed again where the carry
+        is young; returns it and the maturity its pixels will have had."""
+        settings = self.timeline.frame(index)
         # Dream steps are weighted per pixel: lightly where the carried dream is mature (re-dreaming it
         # every frame is what makes flow renders flicker), hard where it is young: a revealed region is
         # dreamed at ``refresh`` and eased toward ``refine`` over ``flow.catch_up`` keyframes, so it
@@ -333,17 +382,8 @@ class FrameDreamer:
         held = float(residual.abs().mean())
         if held > 0.0:
             residual = residual * min(state.strength / held, 1.0 + self.plan.preset.flow.hold)
-        key = self._dream(key_item.index, (key_source + residual).clamp_(0.0, 1.0), weight, key_source, state, generator)
-        frames = [key]
-        backward = Carried.start(key, key_source)
-        for j in range(len(items) - 2, -1, -1):
-            flow = self.estimator.backward(items[j + 1].image, items[j].image)  # on frame j, into frame j+1
-            backward = self._carry(backward, sources[j + 1], sources[j], flow, 1.0)
-            t = (j + 1) / len(items)
-            frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))
-        # Last, with the group complete: Ctrl-C inside it saves the state of the group before, whole.
-        state.maturity = (maturity + 1.0 / self.plan.preset.flow.catch_up).clamp_(max=1.0)
-        return frames[::-1]
+        key = self._dream(index, (source + residual).clamp_(0.0, 1.0), weight, source, state, generator)
+        return key, (maturity + 1.0 / self.plan.preset.flow.catch_up).clamp_(max=1.0)
 
 
 def follow_share(lag: float, fps: float) -> float:
@@ -447,19 +487,23 @@ def loop_segments(segments: list[Path], counts: list[int], loop: LoopSpec) -> li
 
 
 def frame_inputs(source: Source, mode: Mode, method: FlowMethod, first: int) -> Iterator[FrameInput]:
-    """Decoded frames (and backward flows in flow mode) from frame `first` on, each with its predecessor's
-    image. The decoder seeks, one frame before `first`, since frame `first` needs its predecessor."""
+    """Decoded frames (and in flow mode backward flows and shot cuts) from frame `first` on, each with its
+    predecessor's image. The decoder seeks one frame before `first`, since frame `first` needs its
+    predecessor; in flow mode ``CUT_HISTORY`` frames earlier still, so that the cuts found from `first` on
+    are those a render from frame 0 finds (resumed renders and spans dream the same groups)."""
     estimator = FlowEstimator(method) if mode is Mode.FLOW else None
-    start = max(first - 1, 0)
+    cuts = CutDetector() if mode is Mode.FLOW else None
+    start = max(first - 1 - (CUT_HISTORY if cuts else 0), 0)
     previous = None
     # closing(): the decoder (an ffmpeg process) is reaped when this generator is closed, not by GC.
     with contextlib.closing(source.frames(start)) as frames:
         for index, image in enumerate(frames, start):
-            flow = None
+            flow, cut = None, False
             if estimator is not None and previous is not None:
                 flow = estimator.backward(previous, image)
+                cut = cuts.observe(changed_share(previous, image, flow))
             if index >= first:
-                yield FrameInput(index, image, flow, previous)
+                yield FrameInput(index, image, flow, previous, cut)
             previous = image
 
 
@@ -670,29 +714,6 @@ def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: 
 
 # -------------------------------------------------------------------------------------------- spans
 
-@dataclass(frozen=True)
-class _OpeningTimeline(Timeline):
-    """The render's timeline, except for frame `opening`, the first frame of a span that starts mid-render:
-    it is dreamed in full as frame 0 is (``dream.first_steps`` and ``first_octaves``, with the frame's own
-    objective and step size), then scaled to the render's strength (:meth:`FrameDreamer._open_span`).
-
-    It used to be dreamed as a region whose carry failed is (the ordinary steps and octaves, the step
-    size times ``flow.refresh``): without the coarse octaves that dream was finer, the carry wore it
-    down faster (5 % a keyframe against 3 % for the render's own on the crossing scene), and the span
-    ran at 0.65 of the render's strength.
-    """
-
-    opening: int = 0
-
-    def frame(self, n: int) -> FrameSettings:
-        settings = super().frame(n)
-        if n != self.opening or n == 0:
-            return settings
-        full = dataclasses.replace(settings.dream, steps=self.preset.dream.first_steps,
-                                   octaves=self.preset.dream.first_octaves)
-        return dataclasses.replace(settings, dream=full)
-
-
 def span_seed(seed: int, start: int) -> int:
     """The random seed of a span that starts at frame `start` (the render's own seed for frame 0)."""
     return seed if start == 0 else (seed * 1_000_003 + start) % 2**63
@@ -727,8 +748,8 @@ def opening_strength(plan: RenderPlan) -> float | None:
 
 def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[SpanOutput],
                 progress: Callable[[int], None] | None = None, strength: float | None = None) -> list[int]:
-    """Render frames ``[start, stop)`` of `plan` as a render that begins at frame `start` (see
-    :class:`_OpeningTimeline`; a fresh state seeded by :func:`span_seed`), writing each frame into the `outputs` that
+    """Render frames ``[start, stop)`` of `plan` as a render that begins at frame `start` (its first frame
+    dreamed in full, see :meth:`FrameDreamer._open_span`; a fresh state seeded by :func:`span_seed`), writing each frame into the `outputs` that
     hold its index; a frame no output holds is dreamed and discarded (a warm-up). `start` must be a
     keyframe of the whole render, so that every later group of the span is one of the whole render.
     ``stop=None``: to the end of the source; otherwise ``stop - 1`` should be a keyframe.
@@ -740,8 +761,6 @@ def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[Sp
     included.
     """
     source, preset = plan.source, plan.preset
-    if start:
-        plan = dataclasses.replace(plan, timeline=_OpeningTimeline(**vars(plan.timeline), opening=start))
     state = LoopState(next_frame=start, tile=plan.tile, strength=strength)
     generator = torch.Generator().manual_seed(span_seed(preset.output.seed, start))
     dreamer = FrameDreamer(plan, plan.tile)

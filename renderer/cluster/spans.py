@@ -3,9 +3,9 @@
 Flow mode carries the dream from frame to frame, so a span that starts in the middle of a clip cannot
 continue the dream of the span before it (that one is being rendered at the same time). Instead each
 span after the first starts with a **warm-up**: it begins ``warmup`` frames before its first kept
-frame, dreams that frame as the render dreams a region it has to renew (see
-:class:`renderer.pipeline._OpeningTimeline`), and carries the dream forward until it has settled; those
-frames are discarded. The two spans still carry different
+frame, dreams that frame in full as the render dreams its first (see
+:meth:`renderer.pipeline.FrameDreamer._open_span`), and carries the dream forward until it has settled;
+those frames are discarded. The two spans still carry different
 hallucinations, so at each **seam** the last ``blend`` frames of the earlier span and the last
 ``blend`` warm-up frames of the later one (the same frame indices) are cross-faded
 (:mod:`renderer.cluster.seams`): the dream changes over ``blend`` frames instead of jumping in one.
