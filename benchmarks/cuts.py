@@ -7,7 +7,9 @@ For every clip: the changed share of each frame (:func:`renderer.cuts.changed_sh
 measure: the median, the largest frame that is not a cut, each cut's), the frames the detector calls
 cuts, and, unless ``--detect-only``, a flow-dream render (decoded from the encoded output) judged at
 each cut: the weakest dream strength (mean |dream - source|) of the 4 frames after it over the mean of
-the 4 before, and how many frames the dream takes to stay above 0.9 of that.
+the 4 before, and how many frames the dream takes to stay above 0.9 of that; and the render's
+warping-error ratio over the whole clip (:mod:`renderer.metrics`; at a cut only the few pixels the
+source's own flow explains count).
 
 Clips, decoded at ``--size`` from their first frame (cuts included, unlike ``flow_quality.py``, which
 benchmarks single shots): ``joined``, the first 24 frames of ``samples/bunny.mp4`` then the first 24 of
@@ -109,7 +111,8 @@ def main() -> int:
         clips = find_clips(folder, size, args.real)
         names = [n for n in clips if not args.clips or n in args.clips.split(",")]
         print(f"{args.size}, {args.frames} frames, flow-dream {' '.join('--set ' + o for o in args.overrides)}")
-        print(f"{'clip':10} {'frames':>6} {'median':>7} {'busiest':>8}  cuts (share, x median): strength after / before, frames to 0.9")
+        print(f"{'clip':10} {'frames':>6} {'median':>7} {'busiest':>8}  [warping-error ratio, whole clip]  "
+              "cuts (share, x median): strength after / before, frames to 0.9")
         for name in names:
             frames = list(media.read_video(clips[name], size=size))[:args.frames]
             shares, cuts = detect(frames)
@@ -120,13 +123,15 @@ def main() -> int:
                 continue
             strength = None
             if not args.detect_only:
-                clip = folder / f"{name}.mp4"
+                clip = folder / f"{name}.clip.mp4"
                 ffmpeg("-i", str(clips[name]), "-vf", f"scale={size[0]}:{size[1]},setsar=1", "-frames:v",
                        str(len(frames)), "-an", "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", str(clip))
                 out = folder / f"{name}.dream.mp4"
                 pipeline.render(plan_render(RenderRequest(str(clip), out, "flow-dream", tuple(args.overrides),
                                                           overwrite=True, no_audio=True)))
-                strength = metrics.dream_strength(list(media.read_video(out)), list(media.read_video(clip)))
+                dreamed, source = list(media.read_video(out)), list(media.read_video(clip))
+                strength = metrics.dream_strength(dreamed, source)
+                line += f"ratio {metrics.warping_error_ratio(dreamed, source):.2f}  "
             parts = []
             for cut in cuts:
                 usual = max(statistics.median(shares[max(cut - 8, 1):cut] or [0.0]), 0.02)
