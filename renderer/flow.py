@@ -348,6 +348,40 @@ def photometric_mask(carried: torch.Tensor, cur: torch.Tensor, *, threshold: flo
     return mask
 
 
+#: The drift test's blocks are at least this many pixels wide (frames under 180 px on the short side get
+#: fewer than ``side`` blocks): single pixels would take the carry's resampling blur and the codec's
+#: noise for a change of picture.
+MIN_DRIFT_BLOCK = 3
+
+
+def drift_mask(reference: torch.Tensor, cur: torch.Tensor, *, threshold: float, side: int) -> torch.Tensor:
+    """Where `cur` still shows what `reference` showed: the test of a dream carried over many frames.
+
+    :func:`photometric_mask` compares consecutive frames, so a change spread over many of them (a
+    dissolve to another shot, a light coming up) passes it step by step and the dream made on the old
+    picture stays on the new one. This compares the current frame with the source the dream was made on
+    (carried along the flow with it), coarsely (area means over blocks, `side` of them on the short
+    side: resampling and compression noise average out) and after removing the frame-wide change (each
+    channel's median difference: exposure, a fade), which moves no dream from what it grew on.
+
+    Args:
+        reference: ``(B, 3, H, W)`` the source each pixel's dream was made on, carried onto `cur`, [0, 1].
+        cur: ``(B, 3, H, W)`` the current source frame in [0, 1].
+        threshold: largest mean absolute block difference over the channels, in [0, 1] units.
+        side: blocks on the short side (fewer on a frame under ``MIN_DRIFT_BLOCK * side`` pixels).
+
+    Returns:
+        ``(B, 1, H, W)`` in ``[0, 1]``: 1 = the same content (bilinear between blocks).
+    """
+    height, width = cur.shape[-2:]
+    scale = min(1.0 / MIN_DRIFT_BLOCK, side / min(height, width))
+    small = (max(1, round(height * scale)), max(1, round(width * scale)))
+    difference = F.interpolate(reference - cur, size=small, mode="area")
+    difference = difference - difference.flatten(2).median(-1).values[..., None, None]
+    keep = (difference.abs().mean(1, keepdim=True) < threshold).to(cur.dtype)
+    return F.interpolate(keep, size=(height, width), mode="bilinear", align_corners=False)
+
+
 def _source_positions(flow: torch.Tensor) -> torch.Tensor:
     """``(B, 2, H, W)`` pixel coordinates (x, y) that each pixel of a backward flow samples."""
     height, width = flow.shape[-2:]

@@ -44,7 +44,7 @@ from .cuts import CUT_HISTORY, CutDetector, changed_share
 from .dream import Objective, dream
 from .dream.engine import compute_dtype
 from .errors import DreamvidError, EncodeError, InputError
-from .flow import FlowEstimator, FlowMethod, Interpolation, flow_to_tensor, photometric_mask, warp
+from .flow import FlowEstimator, FlowMethod, Interpolation, drift_mask, flow_to_tensor, photometric_mask, warp
 from .frames import noise_frame, to_tensor, to_uint8
 from .loop import LoopSpec, dissolve_field, pull, pull_weight, quantize, target_frame
 from .motion import compose, resample
@@ -61,6 +61,18 @@ Progress = Callable[[int, int], None]
 #: motion blur: bunny 27 %, bikes 31 % a frame, where true disocclusions are a few per cent), which was
 #: then re-dreamed weaker: the strength faded (bunny 0.042 -> 0.027 in 48 frames). At 0.1: 13 % and 20 %.
 PHOTOMETRIC_TOLERANCE = 0.1
+#: The drift test (``flow.drift``, :func:`renderer.flow.drift_mask`) compares blocks of 1/60 of the
+#: frame's short side (3 px at 180): fine enough for the shapes a dream grows on, coarse enough that the
+#: carried reference's resampling blur and compression noise average out.
+DRIFT_SIDE = 60
+#: When the drift test has dropped this share of the frame over the last ``DISSOLVE_FRAMES`` frames, the
+#: picture is turning into another (a dissolve, a fade through black) and the frame is treated as a cut.
+#: Without it the dream dropped pixel by pixel was dreamed again on a picture half way through the change,
+#: and where both pictures share a colour the old dream stayed. Measured at 320x180 with ``flow.drift =
+#: 0.12``: a 10-frame dissolve drops up to 0.16 of the frame a frame, a 22-frame one 0.05, a fade through
+#: black 0.12; the busiest frames of bunny, vtest and the street shot 0.003-0.004 (0.03 over 8 frames).
+DISSOLVE_SHARE = 0.25
+DISSOLVE_FRAMES = 8
 #: ``motion.follow`` compares layouts at this many pixels on the short side, blurred by one: a Gaussian
 #: of about 1/60 of the frame's short side at any size (6 px at 360).
 LAYOUT_SIDE = 60
@@ -95,21 +107,29 @@ class Carried:
         maturity: ``(1, 1, H, W)`` in [0, 1]: how much of a full dream each pixel's residual has had
             (1 = the first frame's; a revealed pixel starts at 0 and gains ``1 / flow.catch_up``
             per keyframe dreamed), carried and masked with it.
+        reference: ``(1, 3, H, W)``: the source frame each pixel's residual was dreamed on, carried with
+            it (where the carry was dropped, the frame it is on), for :func:`renderer.flow.drift_mask`.
+        drifted: the share of the frame the drift test dropped in the step that carried it here.
     """
 
     residual: torch.Tensor
     valid: torch.Tensor
     maturity: torch.Tensor
+    reference: torch.Tensor
+    drifted: float = 0.0
 
     @classmethod
-    def start(cls, dream: torch.Tensor, source: torch.Tensor, maturity: torch.Tensor | None = None) -> Carried:
-        """The residual of keyframe `dream` over its `source`, all of it valid; `maturity` None: full."""
+    def start(cls, dream: torch.Tensor, source: torch.Tensor, maturity: torch.Tensor | None = None,
+              reference: torch.Tensor | None = None) -> Carried:
+        """The residual of keyframe `dream` over its `source`, all of it valid; `maturity` None: full;
+        `reference` None: dreamed on `source`."""
         valid = torch.ones_like(source[:, :1])
-        return cls(dream - source, valid, valid if maturity is None else maturity)
+        return cls(dream - source, valid, valid if maturity is None else maturity,
+                   source if reference is None else reference)
 
-    def dropped(self) -> Carried:
-        """Nothing of it arrives (a shot cut)."""
-        return Carried(torch.zeros_like(self.residual), torch.zeros_like(self.valid), torch.zeros_like(self.maturity))
+    def dropped(self, on: torch.Tensor) -> Carried:
+        """Nothing of it arrives on source frame `on` (a shot cut), which is what will be dreamed on there."""
+        return Carried(torch.zeros_like(self.residual), torch.zeros_like(self.valid), torch.zeros_like(self.maturity), on)
 
 
 def at_strength(frame: torch.Tensor, source: torch.Tensor, strength: float) -> torch.Tensor:
@@ -311,13 +331,23 @@ class FrameDreamer:
         # Zeros outside the frame: what enters at an edge (a pan's new side) arrives with no coverage and
         # is dreamed afresh. Border padding stretched the edge column's dream across it in streaks that
         # the consistency test missed wherever the entering picture was smooth (a blurred background).
-        warped = warp(torch.cat([carried.residual, carried.valid, carried.maturity, before], 1), flow_t,
-                      interpolation=Interpolation.KEYS, padding_mode="zeros")
+        warped = warp(torch.cat([carried.residual, carried.valid, carried.maturity, before, carried.reference], 1),
+                      flow_t, interpolation=Interpolation.KEYS, padding_mode="zeros")
         residual, valid, maturity = warped[:, :3], warped[:, 3:4].clamp(0.0, 1.0), warped[:, 4:5].clamp(0.0, 1.0)
+        # where nothing arrived (entering at an edge, dropped earlier in this group) the pixel will be
+        # dreamed on this frame: its reference is this frame (the zeros from outside would read as drift
+        # over the whole block beside the edge)
+        reference = torch.lerp(after, warped[:, 8:], valid)
+        drifted = 0.0
         if self.plan.preset.flow.consistency:
-            mask = photometric_mask(warped[:, 5:], after, threshold=PHOTOMETRIC_TOLERANCE)
+            mask = photometric_mask(warped[:, 5:8], after, threshold=PHOTOMETRIC_TOLERANCE)
+            if self.plan.preset.flow.drift > 0.0:
+                drift = drift_mask(reference, after, threshold=self.plan.preset.flow.drift, side=DRIFT_SIDE)
+                drifted = float((mask * (1.0 - drift) * valid).mean())  # of the dream that arrived
+                mask = mask * drift
             residual, valid, maturity = residual * mask, valid * mask, maturity * mask
-        return Carried(share * residual, valid, maturity * valid)  # premultiplied, as the residual is
+            reference = torch.lerp(after, reference, mask)  # a dropped pixel will be dreamed on this frame
+        return Carried(share * residual, valid, maturity * valid, reference, drifted)  # premultiplied, as the residual is
 
     def _open_span(self, frame: torch.Tensor, source: torch.Tensor, state: LoopState) -> torch.Tensor:
         """The opening keyframe of a span that starts mid-render (dreamed in full, as frame 0 is): it
@@ -326,40 +356,49 @@ class FrameDreamer:
         revealed region does (maturity ``1 / flow.catch_up``): the render it joins has refined its dream
         for many keyframes, and so does the warm-up, harder."""
         state.maturity = torch.full_like(frame[:, :1], 1.0 / self.plan.preset.flow.catch_up)
+        state.reference, state.drifts = None, []
         return at_strength(frame, source, state.strength)
 
     def _flow_group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
         sources = [self._source(item) for item in items]
         befores = [to_tensor(items[0].previous_image, self.device)] + sources[:-1]
         cuts = [item.cut and self.plan.preset.flow.cuts for item in items]
-        carried = Carried.start(state.previous, befores[0], state.maturity)
+        carried = Carried.start(state.previous, befores[0], state.maturity, state.reference)
         forward = []
-        for item, cut, before, after in zip(items, cuts, befores, sources):
-            carried = (carried.dropped() if cut else
-                       self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry))
+        drifts = list(state.drifts)
+        for j, (item, before, after) in enumerate(zip(items, befores, sources)):
+            if not cuts[j]:
+                carried = self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry)
+                # a picture turning into another over a few frames (a dissolve) ends in a new shot too
+                drifts = (drifts + [carried.drifted])[-DISSOLVE_FRAMES:]
+                cuts[j] = self.plan.preset.flow.cuts and sum(drifts) >= DISSOLVE_SHARE
+            if cuts[j]:
+                carried, drifts = carried.dropped(after), []
             forward.append(carried)
         key_item, key_source = items[-1], sources[-1]
         if any(cuts):
-            # A new shot (renderer.cuts): its dream starts afresh, as a render's first frame does, at the
-            # render's strength. Frames before the cut keep the last shot's dream carried forward, those
-            # after it this one's carried back; a frame between two cuts of one group (a one-frame flash,
-            # cadence > 1) has neither and shows its source.
+            # A new shot (a cut, renderer.cuts, or a dissolve into it): its dream starts afresh, as a
+            # render's first frame does, at the render's strength. Frames before the cut keep the last
+            # shot's dream carried forward, those after it this one's carried back; a frame between two
+            # cuts of one group (a one-frame flash, cadence > 1) has neither and shows its source.
             key = self._dream(key_item.index, key_source, None, key_source, state, generator, opening=True)
-            key, maturity = at_strength(key, key_source, state.strength), None
+            key, maturity, reference = at_strength(key, key_source, state.strength), None, None
         else:
             key, maturity = self._refined_key(key_item.index, key_source, carried, state, generator)
+            # what is dreamed hard now is dreamed on this frame; the mature dream keeps its own
+            reference = torch.lerp(key_source, carried.reference, carried.maturity)
         frames = [key]
         backward = Carried.start(key, key_source)
         for j in range(len(items) - 2, -1, -1):
             if cuts[j + 1]:
-                backward = backward.dropped()
+                backward = backward.dropped(sources[j])
             else:
                 flow = self.estimator.backward(items[j + 1].image, items[j].image)  # on frame j, into frame j+1
                 backward = self._carry(backward, sources[j + 1], sources[j], flow, 1.0)
             t = (j + 1) / len(items)
             frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))
         # Last, with the group complete: Ctrl-C inside it saves the state of the group before, whole.
-        state.maturity = maturity
+        state.maturity, state.reference, state.drifts = maturity, reference, drifts
         return frames[::-1]
 
     def _refined_key(self, index: int, source: torch.Tensor, carried: Carried, state: LoopState,

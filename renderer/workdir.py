@@ -50,6 +50,10 @@ class LoopState:
             :class:`renderer.variety.VarietyState`.
         maturity: flow mode's ``(1, 1, H, W)`` share of a full dream each pixel of `previous` has had
             (see :class:`renderer.pipeline.Carried`), or None (full everywhere).
+        reference: flow mode's ``(1, 3, H, W)`` source each pixel of `previous` was dreamed on (see
+            :class:`renderer.pipeline.Carried`), or None (the source frame of `previous`).
+        drifts: flow mode's shares of the frame the drift test dropped, one per frame, over the last
+            ``DISSOLVE_FRAMES`` frames of the shot (see :data:`renderer.pipeline.DISSOLVE_SHARE`).
         loop_head: a loop's closure targets, the first pass's frames ``0 .. head-1`` as ``uint8
             (head, H, W, 3)`` on the CPU (see :mod:`renderer.loop`), or None.
     """
@@ -65,6 +69,8 @@ class LoopState:
     loop_head: torch.Tensor | None = None
     detail: DetailState = field(default_factory=DetailState)
     maturity: torch.Tensor | None = None
+    reference: torch.Tensor | None = None
+    drifts: list[float] = field(default_factory=list)
     variety: VarietyState = field(default_factory=VarietyState)
 
 
@@ -126,6 +132,7 @@ class WorkDir:
                             "rng": state.rng, "tile": state.tile, "finished": state.finished,
                             "strength": state.strength, "loop_head": state.loop_head,
                             "detail": state.detail.to_dict(), "maturity": cpu(state.maturity),
+                            "reference": cpu(state.reference), "drifts": list(state.drifts),
                             "variety": state.variety.to_dict()}, tmp)
                 with open(tmp, "rb") as f:  # on disk before the rename makes it the state
                     os.fsync(f.fileno())
@@ -161,7 +168,8 @@ class WorkDir:
                          ColorState.from_dict(saved["color"]), saved["rng"],
                          int(saved["tile"]), bool(saved["finished"]), saved["strength"],
                          loop_head=saved.get("loop_head"), detail=DetailState.from_dict(saved.get("detail")),
-                         maturity=to(saved.get("maturity")), variety=VarietyState.from_dict(saved.get("variety")))
+                         maturity=to(saved.get("maturity")), reference=to(saved.get("reference")),
+                         drifts=list(saved.get("drifts", [])), variety=VarietyState.from_dict(saved.get("variety")))
 
     def commit_segment(self, state: LoopState, index: int, frames: int, digest: str) -> bool:
         """Count segment `index` into `state` and save it, if the file holds exactly `frames` frames

@@ -115,20 +115,25 @@ def test_one_span_gives_the_frames_of_a_local_render(tmp_path):
 
 
 def test_a_span_opens_at_the_strength_the_render_has_there(tmp_path):
-    """A span that starts mid-render opens as a revealed region is dreamed, at the render's strength, so
-    across the seam the dream stays within 10 % of the clip's average strength (0.87..1.02 of it before
-    the span opening was scaled and the strength hold made two-sided: the render faded, the span did not)."""
-    out = tmp_path / "split"  # PNG frames: the seam without the codec
-    plan = plan_render(RenderRequest(str(BUNNY), out, ("flow-dream",), ("dream.working_size=0",), frames=64,
-                                     size=(96, 54)))  # the preset's own dreaming, at the frame's size
-    spans = cluster.plan_spans(Mode.FLOW, 64, 2, plan.timeline, blend=6, settle=4)
+    """A span that starts mid-render opens at the render's strength, so across the seam the split
+    render's dream stays within 6 % of the whole render's at the same frames (1.6 % measured; the clip
+    itself moves 9 % there, keyframe to tween). Before the span opening was scaled and the strength hold
+    made two-sided, the split render ran at 0.87..1.02 of the clip's average: the render faded, the span
+    did not."""
+    def strength(out: Path, split: bool) -> tuple[np.ndarray, cluster.SpanPlan]:
+        plan = plan_render(RenderRequest(str(BUNNY), out, ("flow-dream",), ("dream.working_size=0",), frames=64,
+                                         size=(96, 54)))  # the preset's own dreaming, at the frame's size
+        spans = cluster.plan_spans(Mode.FLOW, 64, 2 if split else 1, plan.timeline, blend=6, settle=4)
+        cluster.run_renders([ClusterRender(0, plan, spans, "cpu")], cluster.LocalExecutor())
+        return metrics.dream_strength([media.load_image(p) for p in media.list_frame_folder(out)],
+                                      list(plan.source.frames())), spans
+
+    split, spans = strength(tmp_path / "split", True)  # PNG frames: the seam without the codec
+    whole, _ = strength(tmp_path / "whole", False)
     assert len(spans.spans) == 2
-    cluster.run_renders([ClusterRender(0, plan, spans, "cpu")], cluster.LocalExecutor())
-    strength = metrics.dream_strength([media.load_image(p) for p in media.list_frame_folder(out)],
-                                      list(plan.source.frames()))
     first = spans.spans[1].first
-    around = strength[first - spans.blend:first + 8] / strength.mean()
-    assert abs(around - 1).max() < 0.1, around
+    around = split[first - spans.blend:first + 8] / whole[first - spans.blend:first + 8]
+    assert abs(around - 1).max() < 0.06, around
 
 
 def test_progress_ends_full_at_the_frames_made_when_the_header_promised_more(tmp_path):

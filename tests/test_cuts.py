@@ -1,5 +1,6 @@
-"""Shot cuts in flow mode: found where the footage cuts (and nowhere else), and the new shot is dreamed
-afresh at the render's strength instead of catching up from the last shot's scraps.
+"""Shot cuts and dissolves in flow mode: cuts found where the footage cuts (and nowhere else), the new shot
+dreamed afresh at the render's strength instead of catching up from the last shot's scraps, and no
+dream of the old picture left on the new one after a dissolve.
 
 Clips are real footage (the bunny and cat samples) joined with ffmpeg; looks are judged on the decoded
 output with the issue's strength measure (mean |dream - source|).
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import SAMPLES, ffmpeg
@@ -103,3 +105,39 @@ def test_a_new_shot_is_dreamed_at_once_at_the_renders_strength(tmp_path, two_cut
         before = strength[cut - 4:cut].mean()
         assert strength[cut:cut + 4].min() >= 0.85 * before, (cut, strength / strength[0])
     assert strength.min() >= 0.8 * strength[0], strength / strength[0]
+
+
+def residual_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def test_after_a_dissolve_nothing_of_the_old_pictures_dream_is_left(tmp_path):
+    """A 10-frame dissolve from the bunny to a still shot (the coffee photo): every step passes the
+    frame-to-frame test, and the dream made on the bunny stayed where it was on the new picture (its
+    residual correlated 0.69 with the one before the dissolve, to the end of the clip; 0.00 now). The drift test drops it, and treats the dissolve as a
+    cut when most of the picture has turned."""
+    folder = tmp_path
+    parts = [folder / "bunny.mp4", folder / "still.mp4"]
+    ffmpeg("-i", str(SAMPLES / "bunny.mp4"), "-vf", "scale=128:72,setpts=N/24/TB", "-frames:v", "20", "-an", "-r", "24",
+           "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(parts[0]))
+    ffmpeg("-loop", "1", "-i", str(SAMPLES / "coffee.jpg"), "-vf", "scale=128:72,setsar=1", "-frames:v", "20", "-r", "24",
+           "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(parts[1]))
+    clip = folder / "dissolve.mp4"
+    ffmpeg("-i", str(parts[0]), "-i", str(parts[1]), "-filter_complex",
+           "[0:v][1:v]xfade=transition=fade:duration=0.42:offset=0.4[v]", "-map", "[v]", "-c:v", "libx264",
+           "-crf", "12", "-pix_fmt", "yuv420p", str(clip))
+    source = [f.astype(np.float32) for f in media.read_video(clip)]
+
+    def residuals(*overrides: str) -> list[np.ndarray]:
+        out = folder / f"dream{len(overrides)}.mp4"
+        request = RenderRequest(str(clip), out, "flow-dream", ("dream.working_size=180",) + overrides, device="cpu")
+        pipeline.render(plan_render(request))
+        return [f.astype(np.float32) - s for f, s in zip(media.read_video(out), source)]
+
+    dreamed = residuals()
+    strength = np.array([np.abs(r).mean() / 255 for r in dreamed])
+    assert max(residual_correlation(dreamed[8], r) for r in dreamed[-4:]) < 0.15
+    assert strength.min() >= 0.8 * strength[:8].mean(), strength / strength[0]
+    stuck = residuals("flow.drift=0")  # the frame-to-frame test alone
+    assert min(residual_correlation(stuck[8], r) for r in stuck[-4:]) > 0.3

@@ -14,6 +14,7 @@ from renderer.flow import (
     FlowPair,
     Interpolation,
     consistency_mask,
+    drift_mask,
     estimate_flow,
     flow_to_tensor,
     photometric_mask,
@@ -198,6 +199,27 @@ def test_mask_finds_the_strip_uncovered_by_a_moving_square() -> None:
     assert strip.mean().item() < 0.15, strip.mean()
     assert moving.mean().item() > 0.9, moving.mean()
     assert static.mean().item() > 0.95, static.mean()
+
+
+def test_drift_mask_sees_a_picture_turning_into_another_but_not_light_or_noise() -> None:
+    """The reference a dream was made on against the frame now: half way through a dissolve to another
+    photo, most of the frame has changed; a frame-wide change of light (+0.15, a fade) and compression-like
+    noise (sigma 0.03 per pixel) have not, nor has a photo resampled half a pixel (the carry's blur)."""
+    reference = to_tensor(photo("chelsea"))
+    other = to_tensor(photo("astronaut"))
+    def kept(cur: torch.Tensor) -> float:
+        return drift_mask(reference, cur, threshold=0.12, side=60).mean().item()
+    assert kept(torch.lerp(reference, other, 0.6)) < 0.5
+    assert kept((reference + 0.15).clamp(0, 1)) > 0.97
+    noise = torch.randn(reference.shape, generator=torch.Generator().manual_seed(0)) * 0.03
+    assert kept((reference + noise).clamp(0, 1)) > 0.99
+    shifted = warp(reference, torch.full((1, 2, H, W), 0.5), interpolation=Interpolation.KEYS, padding_mode="border")
+    assert kept(shifted) > 0.99
+    # a patch of the frame replaced by the other photo: dropped there, kept elsewhere
+    patched = reference.clone()
+    patched[..., 30:90, 40:120] = other[..., 30:90, 40:120]
+    mask = drift_mask(reference, patched, threshold=0.12, side=60)[0, 0]
+    assert mask[40:80, 50:110].mean().item() < 0.5 and mask[100:, :].mean().item() > 0.97
 
 
 def test_photometric_mask_drops_revealed_pixels_and_keeps_smooth_motion() -> None:

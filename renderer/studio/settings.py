@@ -33,7 +33,7 @@ SLIDERS: dict[str, tuple[float, float, float]] = {
     "motion.center_x": (0, 1, 0.01), "motion.center_y": (0, 1, 0.01), "motion.mix": (0, 1, 0.01),
     "motion.follow": (0, 5, 0.05),
     "flow.carry": (0, 1, 0.01), "flow.refine": (0, 1, 0.01), "flow.refresh": (0, 5, 0.1),
-    "flow.catch_up": (1, 12, 1), "flow.hold": (0, 0.2, 0.01),
+    "flow.catch_up": (1, 12, 1), "flow.hold": (0, 0.2, 0.01), "flow.drift": (0, 0.3, 0.01),
     "color.match": (0, 1, 0.01), "color.detail": (0, 1, 0.01), "audio.bpm": (0, 240, 1), "output.fps": (1, 60, 1), "output.crf": (-1, 51, 1),
 }
 
@@ -54,7 +54,8 @@ HELP: dict[str, str] = {
     "motion.follow": "seconds until the layout follows the video (0: off)",
     "flow.method": "optical flow estimator", "flow.carry": "share of the dream carried to the next frame",
     "flow.consistency": "drop the carry where the source changed",
-    "flow.cuts": "dream each new shot afresh at a cut", "flow.refine": "dream where the carry holds",
+    "flow.cuts": "dream each new shot afresh at a cut (and after a dissolve)",
+    "flow.drift": "most a picture may change under its dream before it is re-dreamed (0: off)", "flow.refine": "dream where the carry holds",
     "flow.refresh": "dream where the carry was dropped",
     "flow.catch_up": "keyframes a dropped region is dreamed harder",
     "flow.hold": "most the dream is amplified a keyframe to hold its strength", "color.match": "pull colours toward the source",
