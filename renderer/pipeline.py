@@ -13,11 +13,12 @@
             ``flow.refine`` (small) where the carry is mature, ``flow.refresh`` where it was dropped, easing
             from one to the other over a few keyframes as a revealed region catches up
 
-The first frame is dreamed fully (``dream.first_steps``/``first_octaves``), and so is the first frame of
-each new shot in flow mode (a cut, :mod:`renderer.cuts`), held at the render's strength. Frames are written to
-segment files in a work folder beside the output; after every segment the state needed to continue
-(last dream, RNG state, next frame, settings digest) is saved, so Ctrl-C or a crash loses nothing and
-``resume=True`` continues to the same result as an uninterrupted render.
+The first frame is dreamed fully (``dream.first_steps``/``first_octaves``), and so is the first keyframe
+of each new shot in flow mode (after a cut, :mod:`renderer.cuts`, or a dissolve: ``flow.drift``), held at
+the render's strength. Frames are written to segment files in a work folder beside the output; after
+every segment the state needed to continue (last dream, RNG state, next frame, settings digest) is
+saved, so Ctrl-C or a crash loses nothing and ``resume=True`` continues to the same result as an
+uninterrupted render.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class Carried:
 
     def dropped(self, on: torch.Tensor) -> Carried:
         """Nothing of it arrives on source frame `on` (a shot cut), which is what will be dreamed on there."""
-        return Carried(torch.zeros_like(self.residual), torch.zeros_like(self.valid), torch.zeros_like(self.maturity), on)
+        return Carried(torch.zeros_like(self.residual), torch.zeros_like(self.valid),
+                       torch.zeros_like(self.maturity), on)
 
 
 def at_strength(frame: torch.Tensor, source: torch.Tensor, strength: float) -> torch.Tensor:
@@ -347,7 +349,7 @@ class FrameDreamer:
                 mask = mask * drift
             residual, valid, maturity = residual * mask, valid * mask, maturity * mask
             reference = torch.lerp(after, reference, mask)  # a dropped pixel will be dreamed on this frame
-        return Carried(share * residual, valid, maturity * valid, reference, drifted)  # premultiplied, as the residual is
+        return Carried(share * residual, valid, maturity * valid, reference, drifted)  # premultiplied
 
     def _open_span(self, frame: torch.Tensor, source: torch.Tensor, state: LoopState) -> torch.Tensor:
         """The opening keyframe of a span that starts mid-render (dreamed in full, as frame 0 is): it
