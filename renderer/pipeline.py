@@ -74,6 +74,12 @@ DRIFT_SIDE = 60
 #: black 0.12; the busiest frames of bunny, vtest and the street shot 0.003-0.004 (0.03 over 8 frames).
 DISSOLVE_SHARE = 0.25
 DISSOLVE_FRAMES = 8
+#: For ``DISSOLVE_FRAMES`` frames after a dissolve has opened a new dream, the drift test drops what has
+#: changed by this share of ``flow.drift``: the dissolve goes on after it is recognised, and what is left
+#: of the old picture fades under the new dream. At the full tolerance a dog dreamed on the rabbit's
+#: fading outline (opened when a fifth of it was left) stayed on the grass to the end; at 0.4 of it the
+#: rest of the dissolve is dreamed again as it clears.
+SETTLE_DRIFT = 0.4
 #: ``motion.follow`` compares layouts at this many pixels on the short side, blurred by one: a Gaussian
 #: of about 1/60 of the frame's short side at any size (6 px at 360).
 LAYOUT_SIDE = 60
@@ -324,10 +330,11 @@ class FrameDreamer:
     # ------------------------------------------------------------------------------------------ flow
 
     def _carry(self, carried: Carried, before: torch.Tensor, after: torch.Tensor, flow: np.ndarray,
-               share: float) -> Carried:
+               share: float, settling: bool = False) -> Carried:
         """Carry a residual from source frame `before` to `after` along `flow` (defined on `after`,
         pointing into `before`), keeping `share` of it; where the source itself does not arrive intact
-        (revealed, changed: ``flow.consistency``), the carry is dropped."""
+        (revealed, changed: ``flow.consistency``), or has drifted from what the dream was made on
+        (``flow.drift``, ``SETTLE_DRIFT`` of it while `settling` after a dissolve), the carry is dropped."""
         flow_t = flow_to_tensor(flow, self.device)
         # One resampling for residual, coverage and the source frame the consistency test compares.
         # Zeros outside the frame: what enters at an edge (a pan's new side) arrives with no coverage and
@@ -344,7 +351,8 @@ class FrameDreamer:
         if self.plan.preset.flow.consistency:
             mask = photometric_mask(warped[:, 5:8], after, threshold=PHOTOMETRIC_TOLERANCE)
             if self.plan.preset.flow.drift > 0.0:
-                drift = drift_mask(reference, after, threshold=self.plan.preset.flow.drift, side=DRIFT_SIDE)
+                tolerance = self.plan.preset.flow.drift * (SETTLE_DRIFT if settling else 1.0)
+                drift = drift_mask(reference, after, threshold=tolerance, side=DRIFT_SIDE)
                 drifted = float((mask * (1.0 - drift) * valid).mean())  # of the dream that arrived
                 mask = mask * drift
             residual, valid, maturity = residual * mask, valid * mask, maturity * mask
@@ -358,7 +366,7 @@ class FrameDreamer:
         revealed region does (maturity ``1 / flow.catch_up``): the render it joins has refined its dream
         for many keyframes, and so does the warm-up, harder."""
         state.maturity = torch.full_like(frame[:, :1], 1.0 / self.plan.preset.flow.catch_up)
-        state.reference, state.drifts = None, []
+        state.reference, state.drifts, state.settling = None, [], 0
         return at_strength(frame, source, state.strength)
 
     def _flow_group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
@@ -367,13 +375,19 @@ class FrameDreamer:
         cuts = [item.cut and self.plan.preset.flow.cuts for item in items]
         carried = Carried.start(state.previous, befores[0], state.maturity, state.reference)
         forward = []
-        drifts = list(state.drifts)
+        drifts, settling = list(state.drifts), state.settling
         for j, (item, before, after) in enumerate(zip(items, befores, sources)):
-            if not cuts[j]:
-                carried = self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry)
+            if cuts[j]:
+                settling = 0
+            else:
+                carried = self._carry(carried, before, after, item.flow, self.timeline.frame(item.index).carry,
+                                      settling > 0)
+                settling = max(settling - 1, 0)
                 # a picture turning into another over a few frames (a dissolve) ends in a new shot too
                 drifts = (drifts + [carried.drifted])[-DISSOLVE_FRAMES:]
                 cuts[j] = self.plan.preset.flow.cuts and sum(drifts) >= DISSOLVE_SHARE
+                if cuts[j]:
+                    settling = DISSOLVE_FRAMES
             if cuts[j]:
                 carried, drifts = carried.dropped(after), []
             forward.append(carried)
@@ -400,7 +414,7 @@ class FrameDreamer:
             t = (j + 1) / len(items)
             frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))
         # Last, with the group complete: Ctrl-C inside it saves the state of the group before, whole.
-        state.maturity, state.reference, state.drifts = maturity, reference, drifts
+        state.maturity, state.reference, state.drifts, state.settling = maturity, reference, drifts, settling
         return frames[::-1]
 
     def _refined_key(self, index: int, source: torch.Tensor, carried: Carried, state: LoopState,

@@ -54,6 +54,8 @@ class LoopState:
             :class:`renderer.pipeline.Carried`), or None (the source frame of `previous`).
         drifts: flow mode's shares of the frame the drift test dropped, one per frame, over the last
             ``DISSOLVE_FRAMES`` frames of the shot (see :data:`renderer.pipeline.DISSOLVE_SHARE`).
+        settling: flow mode's frames left in which the drift test looks closer after a dissolve
+            (:data:`renderer.pipeline.SETTLE_DRIFT`).
         loop_head: a loop's closure targets, the first pass's frames ``0 .. head-1`` as ``uint8
             (head, H, W, 3)`` on the CPU (see :mod:`renderer.loop`), or None.
     """
@@ -71,6 +73,7 @@ class LoopState:
     maturity: torch.Tensor | None = None
     reference: torch.Tensor | None = None
     drifts: list[float] = field(default_factory=list)
+    settling: int = 0
     variety: VarietyState = field(default_factory=VarietyState)
 
 
@@ -133,6 +136,7 @@ class WorkDir:
                             "strength": state.strength, "loop_head": state.loop_head,
                             "detail": state.detail.to_dict(), "maturity": cpu(state.maturity),
                             "reference": cpu(state.reference), "drifts": list(state.drifts),
+                            "settling": state.settling,
                             "variety": state.variety.to_dict()}, tmp)
                 with open(tmp, "rb") as f:  # on disk before the rename makes it the state
                     os.fsync(f.fileno())
@@ -169,7 +173,8 @@ class WorkDir:
                          int(saved["tile"]), bool(saved["finished"]), saved["strength"],
                          loop_head=saved.get("loop_head"), detail=DetailState.from_dict(saved.get("detail")),
                          maturity=to(saved.get("maturity")), reference=to(saved.get("reference")),
-                         drifts=list(saved.get("drifts", [])), variety=VarietyState.from_dict(saved.get("variety")))
+                         drifts=list(saved.get("drifts", [])),
+                         settling=int(saved.get("settling", 0)), variety=VarietyState.from_dict(saved.get("variety")))
 
     def commit_segment(self, state: LoopState, index: int, frames: int, digest: str) -> bool:
         """Count segment `index` into `state` and save it, if the file holds exactly `frames` frames

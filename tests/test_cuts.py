@@ -115,8 +115,8 @@ def residual_correlation(a: np.ndarray, b: np.ndarray) -> float:
 def test_after_a_dissolve_nothing_of_the_old_pictures_dream_is_left(tmp_path):
     """A 10-frame dissolve from the bunny to a still shot (the coffee photo): every step passes the
     frame-to-frame test, and the dream made on the bunny stayed where it was on the new picture (its
-    residual correlated 0.69 with the one before the dissolve, to the end of the clip; 0.00 now). The drift test drops it, and treats the dissolve as a
-    cut when most of the picture has turned."""
+    residual correlated 0.69 with the one before the dissolve, to the end of the clip; 0.00 now). The
+    drift test drops it, and treats the dissolve as a cut when most of the picture has turned."""
     folder = tmp_path
     parts = [folder / "bunny.mp4", folder / "still.mp4"]
     ffmpeg("-i", str(SAMPLES / "bunny.mp4"), "-vf", "scale=128:72,setpts=N/24/TB", "-frames:v", "20", "-an", "-r", "24",
@@ -138,6 +138,11 @@ def test_after_a_dissolve_nothing_of_the_old_pictures_dream_is_left(tmp_path):
     dreamed = residuals()
     strength = np.array([np.abs(r).mean() / 255 for r in dreamed])
     assert max(residual_correlation(dreamed[8], r) for r in dreamed[-4:]) < 0.15
+    # Nor the dream opened half way through, on a picture that still showed some of the bunny: the drift
+    # test looks closer while the dissolve ends (SETTLE_DRIFT), so it is dreamed again as the picture
+    # clears (0.30 of it left at the end; 0.84 at the full tolerance, where a dog stayed on its outline).
+    opened = next(t for t in range(9, len(dreamed)) if residual_correlation(dreamed[8], dreamed[t]) < 0.3)
+    assert residual_correlation(dreamed[opened], dreamed[-1]) < 0.5
     assert strength.min() >= 0.8 * strength[:8].mean(), strength / strength[0]
     stuck = residuals("flow.drift=0")  # the frame-to-frame test alone
     assert min(residual_correlation(stuck[8], r) for r in stuck[-4:]) > 0.3

@@ -28,7 +28,7 @@ def test_state_round_trip_keeps_what_resume_needs(tmp_path):
     work.create()
     state = LoopState(next_frame=0, previous=torch.rand(1, 3, 24, 32), rng=torch.Generator().manual_seed(3).get_state(),
                       tile=384, strength=0.047, maturity=torch.rand(1, 1, 24, 32), reference=torch.rand(1, 3, 24, 32),
-                      drifts=[0.0, 0.013])
+                      drifts=[0.0, 0.013], settling=5)
     _segment(work, 0, 5)
     assert work.commit_segment(state, 0, 5, "abc")
     loaded = work.load("abc", torch.device("cpu"))
@@ -36,7 +36,7 @@ def test_state_round_trip_keeps_what_resume_needs(tmp_path):
     assert torch.equal(loaded.previous, state.previous) and torch.equal(loaded.rng, state.rng)
     # flow mode's carry: what the dream was made on and how much of it has been dropped lately
     assert torch.equal(loaded.maturity, state.maturity) and torch.equal(loaded.reference, state.reference)
-    assert loaded.drifts == [0.0, 0.013]
+    assert (loaded.drifts, loaded.settling) == ([0.0, 0.013], 5)
     with pytest.raises(PresetError, match="different settings"):
         work.load("other", torch.device("cpu"))
 
