@@ -22,6 +22,8 @@ from collections import deque
 import cv2
 import numpy as np
 
+from .metrics import warp_back
+
 #: A pixel is unexplained when the previous frame carried along the flow differs from it by more than
 #: this mean absolute difference over the channels ([0, 1] units; the flow loop's photometric tolerance).
 CHANGE_TOLERANCE = 0.1
@@ -55,11 +57,7 @@ def changed_share(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray) -> float:
     Returns:
         The share in [0, 1] of pixels whose mean absolute difference exceeds :data:`CHANGE_TOLERANCE`.
     """
-    height, width = flow.shape[:2]
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    carried = cv2.remap(prev, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
-    difference = cv2.absdiff(carried, cur).astype(np.float32).mean(axis=2)
+    difference = cv2.absdiff(warp_back(prev, flow), cur).astype(np.float32).mean(axis=2)
     return float((difference > 255 * CHANGE_TOLERANCE).mean())
 
 
