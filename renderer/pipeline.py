@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -650,9 +651,12 @@ def dreamed_groups(dreamer: FrameDreamer, inputs: Iterator[FrameInput], state: L
         yield dreamed()
 
 
-def segment_crf(plan: RenderPlan) -> int | None:
-    """The encoder quality of `plan`'s segments (None: the format's default)."""
-    return plan.preset.output.crf if plan.preset.output.crf >= 0 else None
+def segment_encoding(plan: RenderPlan) -> dict[str, Any]:
+    """How `plan`'s segments are encoded, as :class:`renderer.media.SegmentWriter` keywords: the quality
+    (``crf``, None: the format's default) and, in flow mode, x264's psychovisual optimisations off (they
+    give a carried dream a new grain in every frame: :func:`renderer.media.encode._video_args`)."""
+    return {"crf": plan.preset.output.crf if plan.preset.output.crf >= 0 else None,
+            "psy": plan.preset.mode is not Mode.FLOW}
 
 
 def render(plan: RenderPlan, progress: Progress | None = None) -> Path:
@@ -718,7 +722,7 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
             for _, frames in dreamed_groups(dreamer, inputs, state, generator):
                 if writer is None:
                     writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
-                                                 source.height, source.fps, plan.format, segment_crf(plan),
+                                                 source.height, source.fps, plan.format, **segment_encoding(plan),
                                                  intra_only=plan.loop is not None).__enter__()
                 for frame in frames:
                     writer.write(to_uint8(frame))
@@ -822,7 +826,7 @@ def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[Sp
     with contextlib.ExitStack() as stack:
         inputs = stack.enter_context(Prefetch(frame_inputs(source, preset.mode, preset.flow.method, start)))
         writers = [stack.enter_context(media.SegmentWriter(out.path, source.width, source.height, source.fps,
-                                                           out.format, segment_crf(plan))) for out in outputs]
+                                                           out.format, **segment_encoding(plan))) for out in outputs]
         for items, frames in dreamed_groups(dreamer, inputs, state, generator, stop):
             for item, frame in zip(items, frames):
                 for out, writer in zip(outputs, writers):

@@ -67,6 +67,14 @@ def audio_seconds(path: Path) -> float:
     return len(media.read_audio(path, sample_rate=48000)) / 48000
 
 
+def x264_options(path: Path) -> str:
+    """The settings libx264 wrote into a file's H.264 stream (its SEI message), e.g. ``"... psy=1 ..."``."""
+    data = Path(path).read_bytes()
+    start = data.find(b"options: ")
+    assert start >= 0, f"{path} has no x264 settings in its stream"
+    return data[start:data.find(b"\0", start)].decode("ascii", "replace")
+
+
 def uint8_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import audio_seconds, ffmpeg, ffmpeg_children
+from conftest import audio_seconds, ffmpeg, ffmpeg_children, x264_options
 from renderer import media
 from renderer.workdir import WorkDir
 from renderer.errors import DreamvidError, EncodeError, InputError
@@ -416,6 +416,18 @@ def test_exception_inside_writer_leaves_a_playable_segment(tmp_path, frames, int
         raise interrupt("stop")
     assert media.count_frames(path) == 10
     assert len(list(media.read_video(path))) == 10
+
+
+def test_writer_turns_x264_psy_off_on_request(tmp_path, frames):
+    """Flow mode's segments are coded without x264's psychovisual optimisations (a carried dream's grain
+    would change every frame); everything else keeps x264's defaults."""
+    for psy in (True, False):
+        path = tmp_path / f"psy{int(psy)}.mp4"
+        with SegmentWriter(path, W, H, FPS, OutputFormat.MP4, psy=psy) as writer:
+            for frame in frames[:3]:
+                writer.write(frame)
+        assert f" psy={int(psy)} " in x264_options(path)
+        assert len(list(media.read_video(path))) == 3
 
 
 def test_writer_with_no_frames_leaves_no_file(tmp_path):

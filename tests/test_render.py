@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, audio_seconds, dreamvid, ffmpeg, ffmpeg_children
+from conftest import SAMPLES, audio_seconds, dreamvid, ffmpeg, ffmpeg_children, x264_options
 from renderer import media, metrics
 from renderer.workdir import WorkDir
 from renderer.flow import FlowEstimator, flow_to_tensor, warp
@@ -68,6 +68,8 @@ def test_render_video_keeps_frames_fps_size_and_sound(capsys, monkeypatch, tmp_p
     assert abs(audio_seconds(out) - frames / fps) <= 1 / fps
     assert (tmp_path / "out.toml").is_file()  # the settings used, loadable as a preset
     assert not partial_dir(out).exists()
+    if ext == ".mp4":
+        assert " psy=1 " in x264_options(out)  # x264's defaults outside flow mode
 
 
 def test_render_gif_and_png_folder(capsys, monkeypatch, tmp_path, clips):
@@ -281,6 +283,7 @@ def test_no_audio_preview_and_farneback(capsys, monkeypatch, tmp_path, clips):
     assert max(size) <= 320
     saved = (tmp_path / "quiet.toml").read_text()
     assert 'method = "farneback"' in saved and "steps = 2" in saved  # the preview's own settings
+    assert " psy=0 " in x264_options(out)  # a carried dream is coded without x264's psy (steadier grain)
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from typing import Protocol
 from .. import media
 from ..config import Mode
 from ..errors import InputError
-from ..pipeline import RenderInterrupted, finish_render, opening_strength, segment_crf
+from ..pipeline import RenderInterrupted, finish_render, opening_strength, segment_encoding
 from ..plan import RenderPlan
 from ..workdir import LoopState
 from .progress import ProgressSnapshot, ProgressTracker
@@ -158,13 +158,13 @@ class ClusterRender:
     def finish(self) -> Path:
         """Cross-fade the seams, join everything with the soundtrack into the output; the output path."""
         segments, n_frames = [], 0
-        crf = segment_crf(self.plan)
+        encoding = segment_encoding(self.plan)
         for span in self.spans.spans:
             counts = self.done[span.index]
             if span.blend_in and "head" in counts and "tail" in self.done[span.index - 1]:
                 seam = self.work.path / f"seam_{span.index:05d}{self.plan.format.segment_suffix}"
                 n_frames += write_seam(self.plan.source, span.first, self.path(span.index - 1, "tail"),
-                                       self.path(span.index, "head"), seam, self.plan.format, crf)
+                                       self.path(span.index, "head"), seam, self.plan.format, encoding)
                 segments.append(seam)
             segments.append(self.path(span.index, "main"))
             n_frames += counts["main"]

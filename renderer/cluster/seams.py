@@ -23,6 +23,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -69,10 +70,11 @@ def blend_frames(before: np.ndarray, after: np.ndarray, source: np.ndarray | Non
 
 
 def write_seam(source: Source, first: int, before: Path, after: Path, segment: Path, fmt: media.OutputFormat,
-               crf: int | None) -> int:
+               encoding: dict[str, Any]) -> int:
     """Cross-fade the frames in `before` (the earlier span's) into those in `after` (the later span's),
     both lossless files of the frames ``[first - n, first)``, and encode the result into `segment` in
-    the output's format. Returns the frames written (n)."""
+    the output's format, as the spans' own segments are (`encoding`: :func:`renderer.pipeline.segment_encoding`).
+    Returns the frames written (n)."""
     with contextlib.ExitStack() as stack:
         frames_a = list(stack.enter_context(media.read_video(before)))
         frames_b = list(stack.enter_context(media.read_video(after)))
@@ -81,7 +83,7 @@ def write_seam(source: Source, first: int, before: Path, after: Path, segment: P
                               "from its two spans", hint="run the same command with --resume to render them again")
         n = len(frames_a)
         sources = stack.enter_context(contextlib.closing(source.frames(first - n)))
-        writer = stack.enter_context(media.SegmentWriter(segment, source.width, source.height, source.fps, fmt, crf))
+        writer = stack.enter_context(media.SegmentWriter(segment, source.width, source.height, source.fps, fmt, **encoding))
         for j, (a, b, s) in enumerate(zip(frames_a, frames_b, itertools.chain(sources, itertools.repeat(None)))):
             writer.write(blend_frames(a, b, s, (j + 1) / (n + 1)))
     return n
