@@ -141,6 +141,10 @@ class FlowConfig(Section):
     # at 0.65 of the render's strength, a street shot at 0.8. The gain is a change of every pixel, so it
     # costs warping error (benchmarks/README.md, "Holes against flicker").
     hold: float = 0.08
+    # Frames each output waits so that where its dream is still catching up (dropped, being dreamed
+    # again) it shows the dream it has that many frames later, carried back along the flow
+    # (renderer.lookahead). 0 = off: the region's dream grows in front of the viewer.
+    lookahead: int = 6
     cadence: Schedule = scheduled(1)    # dream every k-th frame, carry the dream to the frames between (1..16)
 
 
@@ -249,6 +253,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "motion.follow": (0, 3600),
     "motion.cadence": (1, 16), "flow.cadence": (1, 16),
     "flow.carry": (0, 1), "flow.refine": (0, 1), "flow.refresh": (0, 100), "flow.catch_up": (1, 100),
+    "flow.lookahead": (0, 32),
     "flow.hold": (0, 1), "flow.drift": (0, 1), "output.fps": (0.1, 1000),
     "color.match": (0, 1), "color.brightness": (0, 1), "color.contrast": (0, 0.5), "color.saturation": (0, 1),
     "color.knee": (0, 0.25), "color.detail": (0, 1),

@@ -48,6 +48,7 @@ from .dream.engine import compute_dtype
 from .errors import DreamvidError, EncodeError, InputError
 from .flow import FlowEstimator, FlowMethod, Interpolation, drift_mask, flow_to_tensor, photometric_mask, warp
 from .frames import noise_frame, to_tensor, to_uint8
+from .lookahead import Held, Lookahead, young_map
 from .loop import LoopSpec, dissolve_field, pull, pull_weight, quantize, target_frame
 from .motion import compose, resample
 from .plan import RenderPlan
@@ -179,6 +180,9 @@ class FrameDreamer:
         self.color = ColorController(color.coherence, color.space, color.knee, self.mixes_source)
         self.detail = DetailController()
         self.variety = VarietyController()
+        #: flow mode: how far from caught up each frame of the last group is, for :mod:`renderer.lookahead`
+        self.young: list[np.ndarray | None] = []
+        self.lookahead = plan.preset.flow.lookahead if self.mode is Mode.FLOW and self.loop is None else 0
 
     def is_keyframe(self, index: int, state: LoopState) -> bool:
         """Whether frame `index` ends the group that starts after the last keyframe (``next_frame - 1``)."""
@@ -199,6 +203,7 @@ class FrameDreamer:
         return frames if self.loop is None else self._loop_settle(items, frames, state)
 
     def _group(self, items: list[FrameInput], state: LoopState, generator: torch.Generator) -> list[torch.Tensor]:
+        self.young = [None] * len(items)
         if state.previous is None:
             (item,) = items
             source = self._source(item)
@@ -360,6 +365,17 @@ class FrameDreamer:
             reference = torch.lerp(after, reference, mask)  # a dropped pixel will be dreamed on this frame
         return Carried(share * residual, valid, maturity * valid, reference, drifted)  # premultiplied
 
+    def carry_back(self, residual: torch.Tensor, valid: torch.Tensor, later: torch.Tensor, earlier: torch.Tensor,
+                   flow: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """A residual (premultiplied by `valid`) on source frame `later` carried to the frame before it,
+        `earlier`, as the tweens' backward carries are (:data:`renderer.lookahead.CarryBack`)."""
+        carried = self._carry(Carried(residual, valid, valid, later), later, earlier, flow, 1.0)
+        return carried.residual, carried.valid
+
+    def flow_back(self, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+        """The flow on source frame `earlier` pointing into the next one, `later`."""
+        return self.estimator.backward(later, earlier)
+
     def _open_span(self, frame: torch.Tensor, source: torch.Tensor, state: LoopState) -> torch.Tensor:
         """The opening keyframe of a span that starts mid-render (dreamed in full, as frame 0 is): it
         starts at the render's strength rather than climbing to it by ``flow.hold`` a keyframe, since
@@ -404,6 +420,9 @@ class FrameDreamer:
             key, maturity = self._refined_key(key_item.index, key_source, carried, state, generator)
             # what is dreamed hard now is dreamed on this frame; the mature dream keeps its own
             reference = torch.lerp(key_source, carried.reference, carried.maturity)
+        # how far from caught up each frame's dream is; a new shot's is dreamed in full
+        first_cut = cuts.index(True) if any(cuts) else len(items)
+        self.young = [young_map(forward[j].maturity) if j < first_cut else None for j in range(len(items))]
         frames = [key]
         backward = Carried.start(key, key_source)
         for j in range(len(items) - 2, -1, -1):
@@ -627,19 +646,22 @@ class Prefetch(Iterator):
 # ------------------------------------------------------------------------------------------- render
 
 def dreamed_groups(dreamer: FrameDreamer, inputs: Iterator[FrameInput], state: LoopState,
-                   generator: torch.Generator, stop: int | None = None) -> Iterator[tuple[list[FrameInput], list[torch.Tensor]]]:
+                   generator: torch.Generator, stop: int | None = None) -> Iterator[list[Held]]:
     """Dream `inputs` group by group (each group ends on a keyframe; the source's last frame ends the
-    last group): yields each group's inputs and output frames ``(1, 3, H, W)`` in [0, 1], after
-    advancing `state` (``previous``, ``next_frame``, ``rng``) past it. Frames from index `stop` on are
-    not dreamed (None: to the end of the source)."""
+    last group), advancing `state` (``previous``, ``next_frame``, ``rng``) past each group, and yield the
+    output frames ready to be written, in order: in flow mode they wait ``flow.lookahead`` frames in
+    ``state.held`` (see :mod:`renderer.lookahead`), the last ones until the end. Frames from index `stop`
+    on are not dreamed (None: to the end of the source)."""
     pending: list[FrameInput] = []  # frames up to the next keyframe
+    lookahead = Lookahead(dreamer.lookahead, state.held, dreamer.carry_back, dreamer.flow_back, dreamer.device)
 
-    def dreamed() -> tuple[list[FrameInput], list[torch.Tensor]]:
+    def dreamed() -> list[Held]:
         frames = dreamer.group(pending, state, generator)
         state.previous, state.next_frame, state.rng = frames[-1], pending[-1].index + 1, generator.get_state()
-        items = pending.copy()
+        ready = lookahead.push([Held(item.index, item.image, to_uint8(frame), young, item.cut)
+                                for item, frame, young in zip(pending, frames, dreamer.young)])
         pending.clear()
-        return items, frames
+        return ready
 
     for item in inputs:
         if stop is not None and item.index >= stop:
@@ -649,6 +671,7 @@ def dreamed_groups(dreamer: FrameDreamer, inputs: Iterator[FrameInput], state: L
             yield dreamed()
     if pending:  # the source ended between keyframes: its last frame is one
         yield dreamed()
+    yield lookahead.flush()
 
 
 def segment_encoding(plan: RenderPlan) -> dict[str, Any]:
@@ -719,13 +742,13 @@ def _render_frames(plan: RenderPlan, state: LoopState, digest: str, progress: Pr
               else loop_inputs(source, preset.mode, preset.flow.method, state.next_frame, plan.loop))
     with Prefetch(inputs) as inputs:
         try:
-            for _, frames in dreamed_groups(dreamer, inputs, state, generator):
+            for frames in dreamed_groups(dreamer, inputs, state, generator):
                 if writer is None:
                     writer = media.SegmentWriter(work.segment(len(state.segment_frames)), source.width,
                                                  source.height, source.fps, plan.format, **segment_encoding(plan),
                                                  intra_only=plan.loop is not None).__enter__()
                 for frame in frames:
-                    writer.write(to_uint8(frame))
+                    writer.write(frame.frame)
                 if progress:
                     progress(state.next_frame, source.n_frames)
                 loop_cut = plan.loop is not None and state.next_frame in (plan.loop.head, plan.loop.period)
@@ -760,7 +783,7 @@ def _close_segment(writer: media.SegmentWriter | None, plan: RenderPlan, state: 
         return
     # The frames the state accounts for: an interrupt in the middle of a group leaves more in the file,
     # which then fails the read-back check and is dropped rather than miscounted.
-    frames, index = state.next_frame - sum(state.segment_frames), len(state.segment_frames)
+    frames, index = state.next_frame - len(state.held) - sum(state.segment_frames), len(state.segment_frames)
     try:
         writer.__exit__(type(error) if error else None, error, None)
     except EncodeError:
@@ -827,11 +850,11 @@ def render_span(plan: RenderPlan, start: int, stop: int | None, outputs: list[Sp
         inputs = stack.enter_context(Prefetch(frame_inputs(source, preset.mode, preset.flow.method, start)))
         writers = [stack.enter_context(media.SegmentWriter(out.path, source.width, source.height, source.fps,
                                                            out.format, **segment_encoding(plan))) for out in outputs]
-        for items, frames in dreamed_groups(dreamer, inputs, state, generator, stop):
-            for item, frame in zip(items, frames):
+        for frames in dreamed_groups(dreamer, inputs, state, generator, stop):
+            for frame in frames:
                 for out, writer in zip(outputs, writers):
-                    if out.holds(item.index):
-                        writer.write(to_uint8(frame))
+                    if out.holds(frame.index):
+                        writer.write(frame.frame)
             if progress:
                 progress(state.next_frame - start)
     return [writer.frames_written for writer in writers]

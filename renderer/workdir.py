@@ -21,6 +21,7 @@ import torch
 from . import media
 from .color import ColorState
 from .detail import DetailState
+from .lookahead import Held
 from .variety import VarietyState
 from .media.files import remove
 from .errors import EncodeError, InputError, PresetError
@@ -38,7 +39,8 @@ class LoopState:
 
     Attributes:
         next_frame: the first frame not yet rendered (0-based).
-        segment_frames: frames in each verified segment, in order (they sum to ``next_frame``).
+        segment_frames: frames in each verified segment, in order (they sum to ``next_frame``, less
+            the frames `held`).
         previous: the last output frame (1,3,H,W) in [0,1], or None before the first.
         color: the colour controller's state (first-frame targets, integrals): :class:`renderer.color.ColorState`.
         rng: the CPU generator state after ``next_frame - 1``.
@@ -56,6 +58,8 @@ class LoopState:
             ``DISSOLVE_FRAMES`` frames of the shot (see :data:`renderer.pipeline.DISSOLVE_SHARE`).
         settling: flow mode's frames left in which the drift test looks closer after a dissolve
             (:data:`renderer.pipeline.SETTLE_DRIFT`).
+        held: flow mode's output frames dreamed but not yet written, waiting for their fill
+            (:mod:`renderer.lookahead`); the segments sum to ``next_frame - len(held)``.
         loop_head: a loop's closure targets, the first pass's frames ``0 .. head-1`` as ``uint8
             (head, H, W, 3)`` on the CPU (see :mod:`renderer.loop`), or None.
     """
@@ -75,6 +79,7 @@ class LoopState:
     drifts: list[float] = field(default_factory=list)
     settling: int = 0
     variety: VarietyState = field(default_factory=VarietyState)
+    held: list[Held] = field(default_factory=list)
 
 
 class WorkDir:
@@ -137,7 +142,7 @@ class WorkDir:
                             "detail": state.detail.to_dict(), "maturity": cpu(state.maturity),
                             "reference": cpu(state.reference), "drifts": list(state.drifts),
                             "settling": state.settling,
-                            "variety": state.variety.to_dict()}, tmp)
+                            "variety": state.variety.to_dict(), "held": [h.to_dict() for h in state.held]}, tmp)
                 with open(tmp, "rb") as f:  # on disk before the rename makes it the state
                     os.fsync(f.fileno())
         except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
@@ -174,7 +179,8 @@ class WorkDir:
                          loop_head=saved.get("loop_head"), detail=DetailState.from_dict(saved.get("detail")),
                          maturity=to(saved.get("maturity")), reference=to(saved.get("reference")),
                          drifts=list(saved.get("drifts", [])),
-                         settling=int(saved.get("settling", 0)), variety=VarietyState.from_dict(saved.get("variety")))
+                         settling=int(saved.get("settling", 0)), variety=VarietyState.from_dict(saved.get("variety")),
+                         held=[Held.from_dict(h) for h in saved.get("held", [])])
 
     def commit_segment(self, state: LoopState, index: int, frames: int, digest: str) -> bool:
         """Count segment `index` into `state` and save it, if the file holds exactly `frames` frames

@@ -11,6 +11,7 @@ import torch
 
 from renderer import media
 from renderer.errors import InputError, PresetError
+from renderer.lookahead import Held
 from renderer.workdir import LoopState, WorkDir
 
 
@@ -23,12 +24,18 @@ def _segment(work: WorkDir, index: int, frames: int) -> Path:
     return path
 
 
+def _held(index: int, young: bool) -> Held:
+    rng = np.random.default_rng(index)
+    image = (lambda *shape: rng.integers(0, 256, shape, dtype=np.uint8))
+    return Held(index, image(24, 32, 3), image(24, 32, 3), image(24, 32) if young else None, cut=young)
+
+
 def test_state_round_trip_keeps_what_resume_needs(tmp_path):
     work = WorkDir(tmp_path / "out.mp4", media.OutputFormat.MP4)
     work.create()
     state = LoopState(next_frame=0, previous=torch.rand(1, 3, 24, 32), rng=torch.Generator().manual_seed(3).get_state(),
                       tile=384, strength=0.047, maturity=torch.rand(1, 1, 24, 32), reference=torch.rand(1, 3, 24, 32),
-                      drifts=[0.0, 0.013], settling=5)
+                      drifts=[0.0, 0.013], settling=5, held=[_held(7, young=True), _held(8, young=False)])
     _segment(work, 0, 5)
     assert work.commit_segment(state, 0, 5, "abc")
     loaded = work.load("abc", torch.device("cpu"))
@@ -37,6 +44,11 @@ def test_state_round_trip_keeps_what_resume_needs(tmp_path):
     # flow mode's carry: what the dream was made on and how much of it has been dropped lately
     assert torch.equal(loaded.maturity, state.maturity) and torch.equal(loaded.reference, state.reference)
     assert (loaded.drifts, loaded.settling) == ([0.0, 0.013], 5)
+    # flow mode's frames dreamed and waiting for their fill (renderer.lookahead), exactly
+    assert [(h.index, h.cut, h.young is None) for h in loaded.held] == [(7, True, False), (8, False, True)]
+    for a, b in zip(loaded.held, state.held):
+        assert np.array_equal(a.source, b.source) and np.array_equal(a.frame, b.frame)
+    assert np.array_equal(loaded.held[0].young, state.held[0].young)
     with pytest.raises(PresetError, match="different settings"):
         work.load("other", torch.device("cpu"))
 

@@ -34,6 +34,7 @@ SLIDERS: dict[str, tuple[float, float, float]] = {
     "motion.follow": (0, 5, 0.05),
     "flow.carry": (0, 1, 0.01), "flow.refine": (0, 1, 0.01), "flow.refresh": (0, 5, 0.1),
     "flow.catch_up": (1, 12, 1), "flow.hold": (0, 0.2, 0.01), "flow.drift": (0, 0.3, 0.01),
+    "flow.lookahead": (0, 12, 1),
     "color.match": (0, 1, 0.01), "color.detail": (0, 1, 0.01), "audio.bpm": (0, 240, 1), "output.fps": (1, 60, 1), "output.crf": (-1, 51, 1),
 }
 
@@ -58,7 +59,9 @@ HELP: dict[str, str] = {
     "flow.drift": "most a picture may change under its dream before it is re-dreamed (0: off)", "flow.refine": "dream where the carry holds",
     "flow.refresh": "dream where the carry was dropped",
     "flow.catch_up": "keyframes a dropped region is dreamed harder",
-    "flow.hold": "most the dream is amplified a keyframe to hold its strength", "color.match": "pull colours toward the source",
+    "flow.hold": "most the dream is amplified a keyframe to hold its strength",
+    "flow.lookahead": "frames a caught-up dream is carried back to where it was still growing (0: off)",
+    "color.match": "pull colours toward the source",
     "color.detail": "hold the early frames' sharpness",
     "audio.bpm": "tempo for beat keys (0: detect)", "output.fps": "frame rate for images and noise",
     "output.size": "WxH (empty: the input's)", "output.crf": "quality, lower is better (-1 default)",
