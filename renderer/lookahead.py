@@ -20,14 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .flow import Interpolation, flow_to_tensor, photometric_mask, warp
 from .frames import to_tensor, to_uint8
 
-#: ``carry(residual, valid, before, after, flow) -> (residual, valid)``: a dream residual ``(1, 3, H, W)``
-#: premultiplied by its coverage ``valid`` ``(1, 1, H, W)``, carried from source frame `before` to
-#: `after` (``(1, 3, H, W)``) along `flow` (numpy ``(H, W, 2)``, on `after`, pointing into `before`),
-#: dropped where the source does not arrive intact.
-CarryBack = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray],
-                     tuple[torch.Tensor, torch.Tensor]]
 #: ``flow(later, earlier)``: the flow on source frame `earlier` pointing into `later` (``uint8`` frames).
 FlowBack = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -71,71 +66,102 @@ def young_map(maturity: torch.Tensor | None) -> np.ndarray | None:
     return (255 * (1 - maturity[0, 0].clamp(0, 1))).round().to(torch.uint8).cpu().numpy()
 
 
+@dataclass
+class _Path:
+    """Where each pixel of a held frame is in a later one: the flows between them composed.
+
+    Attributes:
+        flow: ``(1, 2, H, W)`` on the held frame, pointing into frame `end` (pixels).
+        valid: ``(1, 1, H, W)`` in [0, 1]: the source arrived intact at every step of the way.
+        end: the index of the frame the path reaches.
+    """
+
+    flow: torch.Tensor
+    valid: torch.Tensor
+    end: int
+
+
 class Lookahead:
-    """Holds up to `lag` dreamed frames and releases each filled from the newest one held.
+    """Holds up to `lag` dreamed frames and releases each filled from the newest one of its shot.
+
+    Each held frame keeps its path to the newest frame: the flows between consecutive frames composed
+    as they arrive (a two-channel resampling a frame), and where the source arrived intact at every step
+    (the renderer's photometric check). At release the newest frame's dream is resampled once along it,
+    so the fill costs one flow, one check and one carry a frame, whatever the lag, and the dream it brings
+    back is not softened by a resampling at every step.
 
     Args:
         lag: frames each output waits (0: released at once, unfilled).
         held: the frames waiting (a render's saved state; the list is updated in place).
-        carry_back: carries a residual from one source frame to the frame before (see :data:`CarryBack`).
         flow_back: the flow on a frame pointing into the next one (see :data:`FlowBack`).
+        tolerance: the photometric check's threshold (:func:`renderer.flow.photometric_mask`).
         device: where the fill is computed.
     """
 
-    def __init__(self, lag: int, held: list[Held], carry_back: CarryBack, flow_back: FlowBack,
+    def __init__(self, lag: int, held: list[Held], flow_back: FlowBack, tolerance: float,
                  device: torch.device) -> None:
         self.lag, self.held = lag, held
-        self.carry_back, self.flow_back, self.device = carry_back, flow_back, device
-        self._flows: dict[int, np.ndarray] = {}  # index j -> flow on frame j into frame j+1
+        self.flow_back, self.tolerance, self.device = flow_back, tolerance, device
+        self._paths: dict[int, _Path] = {}  # by the held frame's index
+        for earlier, later in zip(held, held[1:]):  # a resumed render: the paths as they were built
+            self._extend(earlier, later)
 
     def push(self, frames: list[Held]) -> list[Held]:
         """Add dreamed frames (in order); returns those whose wait is over, filled, in order."""
-        self.held.extend(frames)
         released = []
-        while len(self.held) > self.lag:
-            released.append(self._release())
+        for frame in frames:
+            if self.held:
+                self._extend(self.held[-1], frame)
+            self.held.append(frame)
+            while len(self.held) > self.lag:
+                released.append(self._release())
         return released
 
     def flush(self) -> list[Held]:
         """Release every frame held (the render's last ones: filled from the last frame there is)."""
         return [self._release() for _ in range(len(self.held))]
 
-    def _release(self) -> Held:
-        oldest = self.held[0]
-        filled = self._filled(self.held)
-        self.held.pop(0)
-        self._flows.pop(oldest.index, None)
-        return filled
+    def _tensor(self, image: np.ndarray) -> torch.Tensor:
+        return to_tensor(image, self.device)
 
-    @staticmethod
-    def _mature(held: Held, device: torch.device) -> torch.Tensor:
+    def _extend(self, newest: Held, new: Held) -> None:
+        """Extend the paths that reach `newest` to the frame after it, `new` (not across a cut)."""
+        if new.cut or new.source is None or newest.source is None:
+            return
+        step = flow_to_tensor(self.flow_back(new.source, newest.source), self.device)
+        later, earlier = self._tensor(new.source), self._tensor(newest.source)
+        arrived = warp(torch.cat([later, torch.ones_like(later[:, :1])], 1), step, padding_mode="zeros")
+        intact = photometric_mask(arrived[:, :3], earlier, threshold=self.tolerance) * arrived[:, 3:].clamp(0, 1)
+        for path in self._paths.values():
+            if path.end == newest.index:
+                path.valid = path.valid * warp(intact, path.flow, padding_mode="zeros")
+                path.flow = path.flow + warp(step, path.flow)
+                path.end = new.index
+        self._paths[newest.index] = _Path(step, intact, new.index)
+
+    def _release(self) -> Held:
+        oldest = self.held.pop(0)
+        path = self._paths.pop(oldest.index, None)
+        if path is None or oldest.young is None or not oldest.young.any():
+            return oldest
+        target = next(h for h in self.held if h.index == path.end)
+        # the target's dream where it has caught up (where it is young itself it is no better than the
+        # oldest frame's own), premultiplied by that share, carried back in one resampling
+        mature = self._mature(target)
+        dream = (self._tensor(target.frame) - self._tensor(target.source)) * mature
+        carried = warp(torch.cat([dream, mature], 1), path.flow, interpolation=Interpolation.KEYS,
+                       padding_mode="zeros")
+        residual, valid = carried[:, :3] * path.valid, carried[:, 3:].clamp(0, 1) * path.valid
+        source = self._tensor(oldest.source)
+        young = 1 - self._mature(oldest)
+        own = self._tensor(oldest.frame) - source
+        # `residual` is premultiplied by `valid`: where the way back failed the frame keeps its own dream
+        frame = source + own * (1 - young * valid) + young * residual
+        return Held(oldest.index, oldest.source, to_uint8(frame.clamp_(0.0, 1.0)), oldest.young, oldest.cut)
+
+    def _mature(self, held: Held) -> torch.Tensor:
         """``(1, 1, H, W)`` float: how far `held`'s dream has caught up (1 - young)."""
         height, width = held.frame.shape[:2]
         if held.young is None:
-            return torch.ones(1, 1, height, width, device=device)
-        return 1 - torch.from_numpy(held.young).to(device, torch.float32)[None, None] / 255
-
-    def _filled(self, held: list[Held]) -> Held:
-        """``held[0]`` with its young pixels showing the dream of the last frame held before any cut,
-        carried back to it."""
-        cut = next((k for k in range(1, len(held)) if held[k].cut), len(held))
-        held = held[:cut]  # the shot after a cut has another dream
-        oldest, newest = held[0], held[-1]
-        if len(held) == 1 or oldest.young is None or not oldest.young.any():
-            return oldest
-        to = (lambda image: to_tensor(image, self.device))
-        # Carried back: the newest frame's dream where it has caught up (where it is young itself, it is no
-        # better than the oldest frame's own), premultiplied by that share.
-        valid = self._mature(newest, self.device)
-        residual = (to(newest.frame) - to(newest.source)) * valid
-        for later, earlier in zip(held[:0:-1], held[-2::-1]):
-            flow = self._flows.get(earlier.index)
-            if flow is None:
-                flow = self._flows[earlier.index] = self.flow_back(later.source, earlier.source)
-            residual, valid = self.carry_back(residual, valid, to(later.source), to(earlier.source), flow)
-        source = to(oldest.source)
-        young = 1 - self._mature(oldest, self.device)
-        own = to(oldest.frame) - source
-        # `residual` is premultiplied by `valid`: where the carry back failed the frame keeps its own dream
-        frame = source + own * (1 - young * valid) + young * residual
-        return Held(oldest.index, oldest.source, to_uint8(frame.clamp_(0.0, 1.0)), oldest.young, oldest.cut)
+            return torch.ones(1, 1, height, width, device=self.device)
+        return 1 - torch.from_numpy(held.young).to(self.device, torch.float32)[None, None] / 255

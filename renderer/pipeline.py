@@ -365,13 +365,6 @@ class FrameDreamer:
             reference = torch.lerp(after, reference, mask)  # a dropped pixel will be dreamed on this frame
         return Carried(share * residual, valid, maturity * valid, reference, drifted)  # premultiplied
 
-    def carry_back(self, residual: torch.Tensor, valid: torch.Tensor, later: torch.Tensor, earlier: torch.Tensor,
-                   flow: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """A residual (premultiplied by `valid`) on source frame `later` carried to the frame before it,
-        `earlier`, as the tweens' backward carries are (:data:`renderer.lookahead.CarryBack`)."""
-        carried = self._carry(Carried(residual, valid, valid, later), later, earlier, flow, 1.0)
-        return carried.residual, carried.valid
-
     def flow_back(self, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
         """The flow on source frame `earlier` pointing into the next one, `later`."""
         return self.estimator.backward(later, earlier)
@@ -653,7 +646,7 @@ def dreamed_groups(dreamer: FrameDreamer, inputs: Iterator[FrameInput], state: L
     ``state.held`` (see :mod:`renderer.lookahead`), the last ones until the end. Frames from index `stop`
     on are not dreamed (None: to the end of the source)."""
     pending: list[FrameInput] = []  # frames up to the next keyframe
-    lookahead = Lookahead(dreamer.lookahead, state.held, dreamer.carry_back, dreamer.flow_back, dreamer.device)
+    lookahead = Lookahead(dreamer.lookahead, state.held, dreamer.flow_back, PHOTOMETRIC_TOLERANCE, dreamer.device)
 
     def dreamed() -> list[Held]:
         frames = dreamer.group(pending, state, generator)
