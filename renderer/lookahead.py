@@ -23,8 +23,9 @@ import torch
 from .flow import Interpolation, flow_to_tensor, photometric_mask, warp
 from .frames import to_tensor, to_uint8
 
-#: ``flow(later, earlier)``: the flow on source frame `earlier` pointing into `later` (``uint8`` frames).
-FlowBack = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``flow(index, earlier, later)``: the flow on source frame `index` (`earlier`) pointing into the next
+#: one (`later`), numpy ``(H, W, 2)`` (``uint8`` frames).
+FlowBack = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Lookahead:
         """Extend the paths that reach `newest` to the frame after it, `new` (not across a cut)."""
         if new.cut or new.source is None or newest.source is None:
             return
-        step = flow_to_tensor(self.flow_back(new.source, newest.source), self.device)
+        step = flow_to_tensor(self.flow_back(newest.index, newest.source, new.source), self.device)
         later, earlier = self._tensor(new.source), self._tensor(newest.source)
         arrived = warp(torch.cat([later, torch.ones_like(later[:, :1])], 1), step, padding_mode="zeros")
         intact = photometric_mask(arrived[:, :3], earlier, threshold=self.tolerance) * arrived[:, 3:].clamp(0, 1)

@@ -183,6 +183,8 @@ class FrameDreamer:
         #: flow mode: how far from caught up each frame of the last group is, for :mod:`renderer.lookahead`
         self.young: list[np.ndarray | None] = []
         self.lookahead = plan.preset.flow.lookahead if self.mode is Mode.FLOW and self.loop is None else 0
+        # flows on frame j into frame j+1 that the tweens computed, kept for the lookahead (by j)
+        self._flows_to_next: dict[int, np.ndarray] = {}
 
     def is_keyframe(self, index: int, state: LoopState) -> bool:
         """Whether frame `index` ends the group that starts after the last keyframe (``next_frame - 1``)."""
@@ -365,9 +367,21 @@ class FrameDreamer:
             reference = torch.lerp(after, reference, mask)  # a dropped pixel will be dreamed on this frame
         return Carried(share * residual, valid, maturity * valid, reference, drifted)  # premultiplied
 
-    def flow_back(self, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
-        """The flow on source frame `earlier` pointing into the next one, `later`."""
-        return self.estimator.backward(later, earlier)
+    def flow_to_next(self, index: int, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
+        """The flow on source frame `index` (`earlier`) pointing into the next one (`later`), for the
+        tweens' backward carry; kept for the lookahead, which needs the same pair once more."""
+        flow = self.estimator.backward(later, earlier)
+        if self.lookahead:
+            self._flows_to_next[index] = flow
+        return flow
+
+    def flow_back(self, index: int, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
+        """:meth:`flow_to_next` for the lookahead (:data:`renderer.lookahead.FlowBack`): the tweens' own
+        where they computed it (every pair inside a group), else computed here."""
+        for old in [j for j in self._flows_to_next if j < index]:  # pairs the lookahead has passed
+            del self._flows_to_next[old]
+        flow = self._flows_to_next.pop(index, None)
+        return self.estimator.backward(later, earlier) if flow is None else flow
 
     def _open_span(self, frame: torch.Tensor, source: torch.Tensor, state: LoopState) -> torch.Tensor:
         """The opening keyframe of a span that starts mid-render (dreamed in full, as frame 0 is): it
@@ -422,7 +436,7 @@ class FrameDreamer:
             if cuts[j + 1]:
                 backward = backward.dropped(sources[j])
             else:
-                flow = self.estimator.backward(items[j + 1].image, items[j].image)  # on frame j, into frame j+1
+                flow = self.flow_to_next(items[j].index, items[j].image, items[j + 1].image)
                 backward = self._carry(backward, sources[j + 1], sources[j], flow, 1.0)
             t = (j + 1) / len(items)
             frames.append((sources[j] + tween(forward[j], backward, t)).clamp_(0.0, 1.0))

@@ -33,7 +33,7 @@ def shot(t: int, dream_share: np.ndarray | float) -> tuple[np.ndarray, np.ndarra
     return to8(source), to8(source + share * DREAM[:, view])
 
 
-def flow_back(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+def flow_back(index: int, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
     """The pan's exact flow on a frame into the next: content moves SHIFT px right."""
     flow = np.zeros((H, W, 2), np.float32)
     flow[..., 0] = SHIFT
